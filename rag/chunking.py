@@ -1,0 +1,66 @@
+"""Chunking: a document's text cut into passages that fit the embedding model, with offsets.
+
+Cuts fall, by preference, between paragraphs, then lines, then sentences (French and
+English punctuation, guillemets and typographic quotes), then clauses, then words. Lengths are
+counted with the embedding model's own tokenizer, so no chunk is truncated by the model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from .schema import Chunk, Document
+
+# Sentence ends: ., !, ?, … possibly followed by a closing quote, then white space.
+SENTENCE_END = r"(?<=[.!?…])[\"'”»’)]*\s+"
+SEPARATORS = [r"\n\s*\n", r"\n", SENTENCE_END, r";\s+", r":\s+", r",\s+", r"\s+", ""]
+
+
+class Chunker:
+    """Splits documents into :class:`Chunk` objects whose text is a slice of the document.
+
+    Parameters
+    ----------
+    length : callable
+        Length of a string in model tokens (without special tokens).
+    chunk_tokens : int
+        Maximum chunk length in tokens.
+    chunk_overlap : int
+        Tokens shared by consecutive chunks.
+    """
+
+    def __init__(self, length: Callable[[str], int], chunk_tokens: int = 200, chunk_overlap: int = 32):
+        self.length = length
+        self.chunk_tokens = chunk_tokens
+        self._splitter = RecursiveCharacterTextSplitter(
+            separators=SEPARATORS, is_separator_regex=True, keep_separator="end",
+            chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, length_function=length,
+            strip_whitespace=True,
+        )
+
+    def run(self, doc: Document) -> list[Chunk]:
+        """Chunk one document; every chunk satisfies ``doc.text[c.start:c.end] == c.text``."""
+        chunks: list[Chunk] = []
+        cursor = 0
+        for piece in self._splitter.split_text(doc.text):
+            for part in self._fit(piece):
+                start = doc.text.find(part, cursor)
+                if start < 0:  # overlap moved us past it: search from the previous chunk's start
+                    start = doc.text.find(part, chunks[-1].start if chunks else 0)
+                if start < 0:
+                    raise AssertionError(f"chunk not found in {doc.source}: {part[:60]!r}")
+                end = start + len(part)
+                chunks.append(Chunk(f"{doc.id}-{len(chunks):04d}", doc.id, part, start, end, len(chunks)))
+                cursor = start + 1
+        return chunks
+
+    def _fit(self, piece: str) -> list[str]:
+        """Guarantee the token limit even where the splitter could not (one giant word)."""
+        if self.length(piece) <= self.chunk_tokens:
+            return [piece]
+        out, step = [], max(1, len(piece) // 2)
+        for i in range(0, len(piece), step):
+            out.extend(self._fit(piece[i:i + step]))
+        return [p for p in out if p.strip()]

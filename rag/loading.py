@@ -1,0 +1,287 @@
+"""Loading: files and folders in, :class:`Document` objects out, bad files skipped with a reason.
+
+Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf``, ``.jsonl`` (one article
+a line: ``title``, ``text``, optional ``url``, ``date``) and SQuAD-format ``.json`` (each
+paragraph becomes a document titled by its article).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+
+from .schema import Document
+from .text import detect_language
+
+log = logging.getLogger(__name__)
+
+TEXT_EXTS = {".txt", ".md", ".markdown"}
+HTML_EXTS = {".html", ".htm"}
+SUPPORTED = sorted(TEXT_EXTS | HTML_EXTS | {".pdf", ".jsonl", ".json"})
+_TAG = re.compile(r"<[^>]+>")
+
+
+class Skipped(NamedTuple):
+    """A file (or record) that was not indexed, and why."""
+
+    path: str
+    reason: str
+
+
+class PathNotFound(FileNotFoundError):
+    """A path given to load does not exist."""
+
+
+@dataclass
+class LoadResult:
+    """Documents loaded and files skipped by :func:`load_paths`."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """Raised inside a reader: the file is skipped with this reason."""
+
+
+def display_path(path: Path) -> str:
+    """Path as users see it: relative to the current folder when below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def doc_id_for(key: str) -> str:
+    """Stable document id derived from its key."""
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+def clean_text(text: str) -> str:
+    """Unicode NFC, Unix newlines, no NUL; the text every offset refers to."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return text.replace("\x00", "").strip()
+
+
+def strip_tags(text: str) -> str:
+    """Remove HTML tags and entities from a short string such as a title."""
+    return re.sub(r"\s+", " ", html.unescape(_TAG.sub("", text))).strip()
+
+
+def make_document(key: str, source: str, title: str, text: str, default_lang: str = "fr",
+                  meta: dict | None = None) -> Document:
+    """Build a :class:`Document`: cleans the text, fills title, language and hash."""
+    text = clean_text(text)
+    title = strip_tags(title or "") or _first_line_title(text)
+    return Document(
+        id=doc_id_for(key), key=key, source=source, title=title, text=text,
+        lang=detect_language(title + "\n" + text, default_lang),
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), meta=meta or {},
+    )
+
+
+def _first_line_title(text: str, limit: int = 100) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = re.sub(r"^#+\s*", "", line)
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    size = path.stat().st_size
+    if size == 0:
+        raise _Skip("empty file")
+    if size > max_bytes:
+        raise _Skip(f"file too large ({size / 1e6:.1f} MB > limit {max_bytes / 1e6:.1f} MB; raise max_file_mb)")
+    return path.read_bytes()
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise _Skip("binary file (NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Skip(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    if not text.strip():
+        raise _Skip("empty file (whitespace only)")
+    return text
+
+
+def _read_text(path: Path, data: bytes) -> tuple[str, str]:
+    text = _decode(data)
+    title = ""
+    if path.suffix.lower() in {".md", ".markdown"}:
+        m = re.search(r"^#\s+(.+)$", text, re.MULTILINE)
+        title = m.group(1).strip() if m else ""
+    return title, text
+
+
+def _read_html(data: bytes) -> tuple[str, str]:
+    import trafilatura
+
+    raw = _decode(data)
+    text = trafilatura.extract(raw, include_comments=False, include_tables=True, favor_recall=True) or ""
+    meta = trafilatura.extract_metadata(raw)
+    title = (meta.title if meta and meta.title else "") or ""
+    if not title:
+        m = re.search(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", raw, re.IGNORECASE | re.DOTALL)
+        title = strip_tags((m.group(1) or m.group(2))) if m else ""
+    if not text.strip():
+        raise _Skip("HTML page has no main text")
+    return title, text
+
+
+def _read_pdf(path: Path) -> tuple[str, str]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
+        raise _Skip(f"malformed PDF ({type(exc).__name__}: {exc})") from None
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        raise _Skip("PDF has no text layer (scanned images?); run OCR first")
+    return str(title), text
+
+
+def _jsonl_documents(path: Path, data: bytes, default_lang: str,
+                     skipped: list[Skipped]) -> Iterator[Document]:
+    text = _decode(data)
+    base, source = str(path.resolve()), display_path(path)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{source}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skipped.append(Skipped(where, f"invalid JSON ({exc.msg})"))
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            skipped.append(Skipped(where, 'record has no "text" string'))
+            continue
+        ident = obj.get("url") or obj.get("id") or f"line{lineno}"
+        meta = {k: obj[k] for k in ("url", "date") if isinstance(obj.get(k), str)}
+        yield make_document(f"{base}#{ident}", f"{source}#{lineno}", str(obj.get("title") or ""),
+                            obj["text"], default_lang, meta)
+
+
+def squad_key(path: str | os.PathLike, article: int, paragraph: int) -> str:
+    """Key of the document made from paragraph ``paragraph`` of article ``article``."""
+    return f"{Path(path).resolve()}#{article}-{paragraph}"
+
+
+def _squad_documents(path: Path, data: bytes, default_lang: str) -> Iterator[Document]:
+    try:
+        obj = json.loads(_decode(data))
+    except json.JSONDecodeError as exc:
+        raise _Skip(f"invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
+        raise _Skip('not a SQuAD-format file (no "data" list); articles go in .jsonl, one a line')
+    source = display_path(path)
+    for ai, article in enumerate(obj["data"]):
+        for pi, para in enumerate(article.get("paragraphs", [])):
+            context = para.get("context", "")
+            if isinstance(context, str) and context.strip():
+                yield make_document(squad_key(path, ai, pi), f"{source}#{ai}-{pi}",
+                                    str(article.get("title", "")), context, default_lang)
+
+
+def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr") -> LoadResult:
+    """Load one file into documents; a bad file comes back in ``skipped`` with its reason."""
+    result = LoadResult()
+    ext = path.suffix.lower()
+    source = display_path(path)
+    try:
+        if ext not in SUPPORTED:
+            raise _Skip(f"unsupported extension {ext or '(none)'!r} (supported: {', '.join(SUPPORTED)})")
+        data = _read_bytes(path, max_bytes)
+        if ext == ".jsonl":
+            result.documents.extend(_jsonl_documents(path, data, default_lang, result.skipped))
+            if not result.documents and not result.skipped:
+                raise _Skip("no article in JSONL file")
+            return result
+        if ext == ".json":
+            result.documents.extend(_squad_documents(path, data, default_lang))
+            return result
+        if ext == ".pdf":
+            title, text = _read_pdf(path)
+        elif ext in HTML_EXTS:
+            title, text = _read_html(data)
+        else:
+            title, text = _read_text(path, data)
+        result.documents.append(make_document(str(path.resolve()), source, title, text, default_lang))
+    except _Skip as why:
+        result.skipped.append(Skipped(source, str(why)))
+    except OSError as exc:
+        result.skipped.append(Skipped(source, f"unreadable ({exc.strerror or exc})"))
+    return result
+
+
+def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Files below ``paths``, recursively, sorted; hidden files and folders are passed over.
+
+    Raises
+    ------
+    PathNotFound
+        If a path does not exist (checked for all paths before any is walked).
+    """
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise PathNotFound(f"no such file or folder: {', '.join(missing)}")
+    for p in paths:
+        if p.is_file():
+            yield p
+            continue
+        for root, dirs, files in os.walk(p):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield Path(root) / name
+
+
+def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
+               default_lang: str = "fr") -> LoadResult:
+    """Load every supported file below ``paths``.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files and folders (walked recursively).
+    max_file_mb : float
+        Larger files are skipped.
+    default_lang : str
+        Language for texts too short to tell.
+
+    Returns
+    -------
+    LoadResult
+        ``documents`` (duplicates keys dropped) and ``skipped`` (path, reason) pairs.
+    """
+    out = LoadResult()
+    seen: set[str] = set()
+    for path in iter_files(paths):
+        res = load_file(path, int(max_file_mb * 1_000_000), default_lang)
+        out.skipped.extend(res.skipped)
+        for doc in res.documents:
+            if doc.key not in seen:
+                seen.add(doc.key)
+                out.documents.append(doc)
+    for s in out.skipped:
+        log.warning("skipped %s: %s", s.path, s.reason)
+    return out

@@ -1,0 +1,97 @@
+"""The data that flows between stages: Document, Chunk, Hit, Citation, Answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Document:
+    """One article, with its extracted text.
+
+    ``key`` identifies the document across builds (resolved path, plus ``#record`` for
+    JSONL and SQuAD files); ``source`` is what users see (a path relative to the current
+    folder where possible).
+    """
+
+    id: str
+    key: str
+    source: str
+    title: str
+    text: str
+    lang: str
+    sha256: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Chunk:
+    """A passage of a document: ``document.text[start:end] == text``."""
+
+    id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    ordinal: int = 0
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its scores (``score`` is the fused one, in [0, 1])."""
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    lang: str
+    score: float
+    bm25: float = 0.0
+    dense: float = 0.0
+
+
+@dataclass
+class Citation:
+    """The excerpt behind a marker ``[n]`` of an answer.
+
+    ``start``/``end`` are offsets of the excerpt in the document text; ``sentence_start`` and
+    ``sentence_end`` (when set) locate the supporting sentence there, for highlighting.
+    """
+
+    n: int
+    doc_id: str
+    source: str
+    title: str
+    chunk_id: str
+    excerpt: str
+    start: int
+    end: int
+    score: float
+    sentence_start: int | None = None
+    sentence_end: int | None = None
+
+
+@dataclass
+class Answer:
+    """An answer with ``[n]`` markers, its citations and whether it abstained."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    latency_ms: float = 0.0
+    lang: str = ""
+    mode: str = "extractive"
+    notice: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The Answer JSON of the design (extra keys: ``lang``, ``mode``, ``notice``)."""
+        out = asdict(self)
+        out["latency_ms"] = round(self.latency_ms, 1)
+        for c in out["citations"]:
+            c["score"] = round(float(c["score"]), 4)
+        return out

@@ -1,0 +1,293 @@
+"""Store: the on-disk index, SQLite for records plus one folder of search files per generation.
+
+``rag.sqlite`` holds documents, chunks, the embedding cache and the manifest. Search files
+(FAISS vectors, BM25 postings) live in ``gen-NNNNNN/`` folders; the manifest names the current
+generation. An update writes a complete new generation folder, then switches the manifest and
+the rows in one SQLite transaction, so a crash at any point leaves the previous generation in
+use. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+FORMAT_VERSION = 1
+DB_NAME = "rag.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, key TEXT UNIQUE NOT NULL, source TEXT NOT NULL, title TEXT NOT NULL,
+    lang TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
+    chunks INTEGER NOT NULL DEFAULT 0, indexed TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+    doc_id TEXT NOT NULL REFERENCES documents(id), ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, hash TEXT NOT NULL,
+    terms TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS embedding_cache (
+    model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash));
+"""
+REQUIRED_TABLES = {"manifest", "documents", "chunks", "embedding_cache"}
+
+
+class IndexError_(RuntimeError):
+    """Base of index errors (named with a trailing underscore to keep the builtin)."""
+
+
+class IndexMissing(IndexError_):
+    """No index at that folder."""
+
+
+class IndexMismatch(IndexError_):
+    """The index was built with another model, chunking or format; the message says how to rebuild."""
+
+
+class IndexCorrupt(IndexError_):
+    """The index files are damaged; the message says what is wrong."""
+
+
+class IndexBusy(IndexError_):
+    """Another build holds the lock."""
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601, seconds."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index was built with, and its current generation."""
+
+    format_version: int
+    model: str
+    dimensions: int
+    chunk_tokens: int
+    chunk_overlap: int
+    title_tokens: int
+    generation: int
+    updated: str
+
+    def to_rows(self) -> dict[str, str]:
+        """Key/value rows of the manifest table."""
+        return {k: str(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_rows(cls, rows: dict[str, str]) -> "Manifest":
+        """Parse the manifest table; raises :class:`IndexCorrupt` when a key is missing or bad."""
+        try:
+            return cls(int(rows["format_version"]), rows["model"], int(rows["dimensions"]),
+                       int(rows["chunk_tokens"]), int(rows["chunk_overlap"]), int(rows["title_tokens"]),
+                       int(rows["generation"]), rows["updated"])
+        except (KeyError, ValueError) as exc:
+            raise IndexCorrupt(f"manifest is damaged: bad or missing {exc}") from None
+
+
+class Store:
+    """The SQLite side of an index folder; one connection per thread.
+
+    Parameters
+    ----------
+    folder : path-like
+        The index folder (created when ``create`` is true).
+    create : bool
+        Create the folder and tables if missing; otherwise raise :class:`IndexMissing`.
+    """
+
+    def __init__(self, folder: str | os.PathLike, create: bool = False):
+        self.folder = Path(folder)
+        self.db_path = self.folder / DB_NAME
+        if not self.db_path.exists():
+            if not create:
+                raise IndexMissing(f"no index in {self.folder}/ (build one with: rag index build --index {self.folder})")
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        if create:
+            self.db.executescript(SCHEMA)
+        self._check_tables()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})") from None
+            self._local.conn = conn
+        return conn
+
+    def _check_tables(self) -> None:
+        try:
+            names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})") from None
+        missing = REQUIRED_TABLES - names
+        if missing:
+            raise IndexCorrupt(f"{self.db_path}: missing table(s) {', '.join(sorted(missing))}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- manifest ---------------------------------------------------------------------------
+    def manifest(self) -> Manifest | None:
+        """The manifest, or None for an index never committed."""
+        rows = dict(self.db.execute("SELECT key, value FROM manifest").fetchall())
+        return Manifest.from_rows(rows) if rows else None
+
+    def gen_dir(self, generation: int) -> Path:
+        """Folder of the search files of ``generation``."""
+        return self.folder / f"gen-{generation:06d}"
+
+    # -- reads ------------------------------------------------------------------------------
+    def documents(self) -> list[dict]:
+        """All documents (without their text), ordered by source."""
+        cur = self.db.execute("SELECT id, key, source, title, lang, sha256, chunks, indexed, meta "
+                              "FROM documents ORDER BY source")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur]
+
+    def document_text(self, doc_id: str) -> str | None:
+        """A document's full extracted text."""
+        row = self.db.execute("SELECT text FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks)."""
+        d = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        c = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return d, c
+
+    def chunk_rows(self, rowids: Iterable[int]) -> dict[int, dict]:
+        """Chunk rows joined with their document, by chunk rowid."""
+        rowids = [int(r) for r in rowids]
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        cur = self.db.execute(
+            f'SELECT c.rowid, c.id, c.doc_id, c.start, c."end", c.text, d.source, d.title, d.lang '
+            f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.rowid IN ({marks})", rowids)
+        keys = ("rowid", "chunk_id", "doc_id", "start", "end", "text", "source", "title", "lang")
+        return {r[0]: dict(zip(keys, r)) for r in cur}
+
+    def rowids_of_docs(self, doc_ids: Iterable[str]) -> np.ndarray:
+        """Chunk rowids of the given documents."""
+        doc_ids = list(doc_ids)
+        if not doc_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(doc_ids))
+        rows = self.db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({marks})", doc_ids).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def resolve_docs(self, names: Iterable[str]) -> list[str]:
+        """Document ids matching ids, sources or source prefixes (a folder), or titles."""
+        out: list[str] = []
+        for name in names:
+            rows = self.db.execute(
+                "SELECT id FROM documents WHERE id=? OR source=? OR title=? OR source LIKE ? ESCAPE '\\'",
+                (name, name, name, _like_prefix(name))).fetchall()
+            out.extend(r[0] for r in rows)
+        return sorted(set(out))
+
+    # -- embedding cache --------------------------------------------------------------------
+    def cached_vectors(self, model: str, hashes: list[str], dim: int) -> dict[str, np.ndarray]:
+        """Vectors in the cache for these text hashes."""
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i:i + 500]
+            marks = ",".join("?" * len(part))
+            for h, blob in self.db.execute(
+                    f"SELECT hash, vector FROM embedding_cache WHERE model=? AND hash IN ({marks})", [model, *part]):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape == (dim,):
+                    out[h] = vec
+        return out
+
+    def cache_vectors(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Add vectors to the cache (its own transaction: survives a failed build)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO embedding_cache(model, hash, vector) VALUES (?,?,?)",
+                           [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items])
+
+    # -- lock -------------------------------------------------------------------------------
+    @contextmanager
+    def build_lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold ``build.lock``; waits up to ``wait`` seconds, then raises :class:`IndexBusy`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fh = open(self.folder / "build.lock", "a+")
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexBusy(f"another build is running on {self.folder}/ "
+                                        f"(lock {self.folder / 'build.lock'}); try again when it ends") from None
+                    time.sleep(0.2)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def remove_stale_generations(self, keep: set[int]) -> None:
+        """Delete generation folders not in ``keep`` (and unfinished ``.tmp`` ones)."""
+        for p in self.folder.glob("gen-*"):
+            name = p.name.removesuffix(".tmp")
+            try:
+                gen = int(name.split("-", 1)[1])
+            except ValueError:
+                continue
+            if p.name.endswith(".tmp") or gen not in keep:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _like_prefix(name: str) -> str:
+    escaped = name.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Write JSON and fsync it."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())

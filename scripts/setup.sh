@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine: a virtualenv in .venv with the CPU build of PyTorch and the
+# project; with --test also Debian's chromium for the browser tests. Safe to run again (fast when done).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  python3 -m venv .venv
+fi
+PY=.venv/bin/python
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing Python packages (first run takes a few minutes)" >&2
+  # The CPU build first: a bare `torch` requirement would pull gigabytes of CUDA packages.
+  $PY -m pip install --quiet "torch==2.13.0"
+  $PY -m pip install --quiet -e ".[all]"
+  touch "$stamp"
+fi
+
+if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium for the browser tests" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
