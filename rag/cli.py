@@ -139,23 +139,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def index_status(index_dir: str | os.PathLike) -> dict:
-    """Status of an index folder: documents, chunks, model, dimensions, updated (and more)."""
-    store = Store(index_dir)
-    manifest = store.manifest()
-    if manifest is None:
-        raise IndexCorrupt(f"{index_dir}/ has no committed build yet; run: rag index build --index {index_dir}")
-    docs, chunks = store.counts()
-    langs = dict(store.db.execute("SELECT lang, COUNT(*) FROM documents GROUP BY lang").fetchall())
-    return {"documents": docs, "chunks": chunks, "model": manifest.model, "dimensions": manifest.dimensions,
-            "updated": manifest.updated, "index": str(index_dir), "generation": manifest.generation,
-            "format_version": manifest.format_version, "chunk_tokens": manifest.chunk_tokens,
-            "chunk_overlap": manifest.chunk_overlap, "languages": langs}
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     """``rag index status``."""
-    status = index_status(_config(args).index_dir)
+    status = Store(_config(args).index_dir).status()
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:

@@ -10,7 +10,6 @@ use. Nothing is pickled.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import sqlite3
@@ -223,6 +222,18 @@ class Store:
             out.extend(r[0] for r in rows)
         return sorted(set(out))
 
+    def status(self) -> dict:
+        """Documents, chunks, model, dimensions, last update (and generation, languages, chunking)."""
+        manifest = self.manifest()
+        if manifest is None:
+            raise IndexCorrupt(f"{self.folder}/ has no committed build yet; run: rag index build --index {self.folder}")
+        docs, chunks = self.counts()
+        langs = dict(self.db.execute("SELECT lang, COUNT(*) FROM documents GROUP BY lang").fetchall())
+        return {"documents": docs, "chunks": chunks, "model": manifest.model, "dimensions": manifest.dimensions,
+                "updated": manifest.updated, "index": str(self.folder), "generation": manifest.generation,
+                "format_version": manifest.format_version, "chunk_tokens": manifest.chunk_tokens,
+                "chunk_overlap": manifest.chunk_overlap, "languages": langs}
+
     # -- embedding cache --------------------------------------------------------------------
     def cached_vectors(self, model: str, hashes: list[str], dim: int) -> dict[str, np.ndarray]:
         """Vectors in the cache for these text hashes."""
@@ -285,9 +296,3 @@ def _like_prefix(name: str) -> str:
     return escaped + "/%"
 
 
-def write_json(path: Path, obj: object) -> None:
-    """Write JSON and fsync it."""
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
