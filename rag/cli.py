@@ -69,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     ls = isub.add_parser("list", help="the indexed documents")
     _index_arg(ls)
     ls.add_argument("--json", action="store_true", help="print JSON lines")
+    vf = isub.add_parser("verify", help="check the index and say what is damaged",
+                         description="Check the SQLite file, manifest, search files, chunk offsets and cache. "
+                                     "Exit 0 when sound, 1 when damaged (run rag index repair).")
+    _index_arg(vf)
+    vf.add_argument("--json", action="store_true", help="print the problems as JSON")
+    rp = isub.add_parser("repair", help="rebuild damaged search files and manifest",
+                         description="Rebuild the search files and manifest from the documents kept in SQLite "
+                                     "(vectors from the cache). If the SQLite file itself is lost, it is moved "
+                                     "aside and the articles under PATH are indexed again.")
+    rp.add_argument("paths", nargs="*", metavar="PATH", help="article folders (needed only if SQLite is lost)")
+    _index_arg(rp)
     rm = isub.add_parser("remove", help="remove documents by source, folder, id or title")
     rm.add_argument("names", nargs="+", metavar="NAME")
     _index_arg(rm)
@@ -173,6 +184,37 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``rag index verify``."""
+    from .verify import verify
+
+    cfg = _config(args)
+    problems = verify(cfg.index_dir, cfg)
+    if args.json:
+        print(json.dumps({"ok": not problems, "problems": [p._asdict() for p in problems]}, ensure_ascii=False))
+    elif problems:
+        for p in problems:
+            print(f"{p.part}: {p.message}")
+        print(f"rag: {cfg.index_dir}/ is damaged; repair with: rag index repair --index {cfg.index_dir}", file=sys.stderr)
+    else:
+        print(f"{cfg.index_dir}/: ok")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """``rag index repair``."""
+    from .verify import repair, verify
+
+    cfg = _config(args)
+    report = repair(cfg.index_dir, cfg, args.paths)
+    print(f"repaired: {len(report.updated) + len(report.added)} documents re-indexed, "
+          f"{report.encoded} chunks encoded, {report.cached} from cache")
+    left = verify(cfg.index_dir, cfg)
+    for p in left:
+        print(f"still wrong: {p.part}: {p.message}", file=sys.stderr)
+    return EXIT_FAILED if left else EXIT_OK
+
+
 def read_questions(path: str) -> list[str]:
     """Questions from a JSONL file (objects with "question") or plain text, one a line."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -248,7 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {("index", "build"): cmd_build, ("index", "status"): cmd_status, ("index", "list"): cmd_list,
-            ("index", "remove"): cmd_remove, ("ask", None): cmd_ask, ("eval", None): cmd_eval,
+            ("index", "remove"): cmd_remove, ("index", "verify"): cmd_verify, ("index", "repair"): cmd_repair, ("ask", None): cmd_ask, ("eval", None): cmd_eval,
             ("serve", None): cmd_serve}
 
 

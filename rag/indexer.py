@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,15 @@ class BuildReport:
                 f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
                 f"{self.chunks_new} new chunks: {self.encoded} encoded, {self.cached} from cache{rate}; "
                 f"{self.chunks_total} chunks in index; {self.seconds:.1f} s")
+
+
+CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash tests: ``RAG_CRASH_AT=name`` kills the process (SIGKILL) here."""
+    if os.environ.get("RAG_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def embed_text(title: str, chunk_text: str) -> str:
@@ -122,22 +132,26 @@ class Indexer:
         -------
         BuildReport
         """
-        t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
+        t0 = time.perf_counter()
         loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang)
-        store = Store(index_dir or self.config.index_dir, create=True)
-        with store.build_lock(wait):
-            report = self._build_locked(store, loaded, paths, rebuild, prune, progress, on_progress)
-        report.seconds = time.perf_counter() - t0
-        return report
+        return self._run(index_dir, wait, t0, loaded, paths, rebuild, prune, progress, on_progress)
 
     def add_documents(self, docs: Sequence[Document], index_dir: str | os.PathLike | None = None,
                       wait: float = 0.0, progress: bool = False) -> BuildReport:
         """Index documents made in memory (no file walk, nothing pruned)."""
-        t0 = time.perf_counter()
+        return self._run(index_dir, wait, time.perf_counter(), LoadResult(list(docs)), [], False, False, progress)
+
+    def reindex(self, docs: Sequence[Document], index_dir: str | os.PathLike | None = None,
+                wait: float = 0.0, progress: bool = True) -> BuildReport:
+        """Start the index over with exactly ``docs`` (vectors come from the cache where present)."""
+        return self._run(index_dir, wait, time.perf_counter(), LoadResult(list(docs)), [], True, False, progress)
+
+    def _run(self, index_dir, wait: float, t0: float, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
+             prune: bool, progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
         store = Store(index_dir or self.config.index_dir, create=True)
         with store.build_lock(wait):
-            report = self._build_locked(store, LoadResult(list(docs)), [], False, False, progress, None)
+            report = self._build_locked(store, loaded, roots, rebuild, prune, progress, on_progress)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -158,8 +172,13 @@ class Indexer:
 
     # -- steps ------------------------------------------------------------------------------
     def _check_manifest(self, store: Store, rebuild: bool) -> Manifest | None:
+        if rebuild:
+            try:
+                return store.manifest()
+            except IndexCorrupt:  # starting over: a damaged manifest does not matter
+                return None
         manifest = store.manifest()
-        if manifest is None or rebuild:
+        if manifest is None:
             return manifest
         if manifest.format_version != FORMAT_VERSION:
             raise IndexMismatch(f"{store.folder}/ has index format {manifest.format_version}, this version reads "
@@ -199,8 +218,6 @@ class Indexer:
         for key, old in existing.items():
             if key in seen:
                 continue
-            if rebuild and not roots:
-                continue
             if prune and _under(key, roots):
                 if key.split("#", 1)[0] in skipped_keys:
                     report.kept.append(old["source"])
@@ -216,7 +233,8 @@ class Indexer:
             self._commit(store, manifest if not rebuild else None, new_docs, changed_old + removed,
                          chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok)
         report.chunks_total = store.counts()[1]
-        report.generation = (store.manifest() or manifest).generation if (store.manifest() or manifest) else 0
+        current = store.manifest()
+        report.generation = current.generation if current else 0
         return report
 
     def _chunk(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
@@ -252,6 +270,7 @@ class Indexer:
             vecs = emb.encode([texts[h] for h in step])
             store.cache_vectors(self.model, zip(step, vecs))
             vectors.update(zip(step, vecs))
+            crash_point("encoded")
             bar.update(len(step))
             if on_progress:
                 on_progress(min(i + ENCODE_STEP, len(todo)), len(todo))
@@ -299,6 +318,7 @@ class Indexer:
         lexical.save(tmp / "lexical")
         _fsync_tree(tmp)
         os.replace(tmp, store.gen_dir(gen))
+        crash_point("written")
         new_manifest = Manifest(FORMAT_VERSION, self.model, dim, self.config.chunk_tokens, self.config.chunk_overlap,
                                 self.config.title_tokens, gen, now_iso())
         counts: dict[str, int] = {}
@@ -321,8 +341,10 @@ class Indexer:
                  for d in new_docs])
             db.executemany('INSERT INTO chunks(rowid, id, doc_id, ordinal, start, "end", text, hash, terms) '
                            "VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            crash_point("in-transaction")
             db.execute("DELETE FROM manifest")
             db.executemany("INSERT INTO manifest(key, value) VALUES (?,?)", new_manifest.to_rows().items())
+        crash_point("committed")
         store.remove_stale_generations({gen, gen - 1})
 
     def _dim(self, manifest: Manifest | None) -> int:

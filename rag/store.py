@@ -41,7 +41,12 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash));
 """
-REQUIRED_TABLES = {"manifest", "documents", "chunks", "embedding_cache"}
+REQUIRED_COLUMNS = {
+    "manifest": {"key", "value"},
+    "documents": {"id", "key", "source", "title", "lang", "sha256", "text", "meta", "chunks", "indexed"},
+    "chunks": {"id", "doc_id", "ordinal", "start", "end", "text", "hash", "terms"},
+    "embedding_cache": {"model", "hash", "vector"},
+}
 
 
 class IndexError_(RuntimeError):
@@ -139,9 +144,15 @@ class Store:
             names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})") from None
-        missing = REQUIRED_TABLES - names
+        missing = set(REQUIRED_COLUMNS) - names
         if missing:
-            raise IndexCorrupt(f"{self.db_path}: missing table(s) {', '.join(sorted(missing))}")
+            raise IndexCorrupt(f"{self.db_path}: missing table(s) {', '.join(sorted(missing))}; "
+                               f"repair with: rag index repair --index {self.folder}")
+        for table, wanted in REQUIRED_COLUMNS.items():
+            have = {r[1] for r in self.db.execute(f'PRAGMA table_info("{table}")')}
+            if not wanted <= have:
+                raise IndexCorrupt(f"{self.db_path}: table {table} lacks column(s) {', '.join(sorted(wanted - have))}; "
+                                   f"repair with: rag index repair --index {self.folder}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

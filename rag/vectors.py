@@ -53,6 +53,10 @@ class VectorIndex:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
+    def ids(self) -> np.ndarray:
+        """The chunk ids held."""
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
     def save(self, path: Path) -> None:
         """Write the FAISS file (FAISS's own binary format, no pickle)."""
         faiss.write_index(self.index, str(path))
