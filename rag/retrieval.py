@@ -185,14 +185,22 @@ class Retriever:
             dense = vectors.search(self.embedder.encode([question])[0], n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
         fused = fuse(lex, dense, weight)
-        return collapse(self._hits(fused[: 3 * k + 10]), k)
+        hits = self._hits(fused[: 3 * k + 10])
+        if hits is None:  # a build committed between our refresh and the row lookup
+            if self.refresh():
+                return self.search(question, k, docs, mode, lang)
+            hits = self._hits(fused[: 3 * k + 10], strict=False)
+        return collapse(hits, k)
 
-    def _hits(self, fused: list[tuple[int, float, float, float]]) -> list[Hit]:
+    def _hits(self, fused: list[tuple[int, float, float, float]], strict: bool = True) -> list[Hit] | None:
+        """Hits with their rows; with ``strict``, None when some rows are gone (a newer generation committed)."""
         rows = self.store.chunk_rows([cid for cid, *_ in fused])
+        if strict and len(rows) < len(fused):
+            return None
         out = []
         for cid, score, b, d in fused:
             r = rows.get(cid)
-            if r is None:  # removed by a build that committed meanwhile
+            if r is None:
                 continue
             out.append(Hit(r["chunk_id"], r["doc_id"], r["source"], r["title"], r["text"], r["start"], r["end"],
                            r["lang"], float(score), float(b), float(d)))
