@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
@@ -122,6 +123,11 @@ def _config(args: argparse.Namespace):
     return cfg.replace(index_dir=getattr(args, "index", None))
 
 
+def printable(name: str) -> str:
+    """A file name fit for one terminal line: control characters shown as escapes (``\\n``)."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" else c for c in name)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """``rag index build``."""
     from .indexer import Indexer
@@ -133,16 +139,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     limit = None if args.verbose else 10
     for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         for name in names[:limit]:
-            print(f"{label}: {name}")
+            print(f"{label}: {printable(name)}")
         if limit and len(names) > limit:
             print(f"{label}: ... and {len(names) - limit} more (-v lists all)")
     if report.unchanged:
         shown = ", ".join(report.unchanged[:5]) + (f" and {len(report.unchanged) - 5} more" if len(report.unchanged) > 5 else "")
         print(f"unchanged: {len(report.unchanged)} ({shown})")
     for name in report.kept:
-        print(f"kept previous version: {name} (its file could not be read this time)")
+        print(f"kept previous version: {printable(name)} (its file could not be read this time)")
     for s in report.skipped:
-        print(f"skipped: {s.path}: {s.reason}", file=sys.stderr)
+        print(f"skipped: {printable(s.path)}: {s.reason}", file=sys.stderr)
     print(report.summary())
     if report.skipped:
         print(f"rag: {len(report.skipped)} file(s) or record(s) skipped, see above; the rest is indexed", file=sys.stderr)

@@ -76,6 +76,18 @@ def strip_tags(text: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(_TAG.sub("", text))).strip()
 
 
+_LONG_RUN = re.compile(r"\S{100,}")
+
+
+def check_prose(text: str) -> None:
+    """Refuse text that is mostly 'words' over 100 characters (encoded data, not an article)."""
+    if len(text) > 2000:
+        junk = sum(len(m) for m in _LONG_RUN.findall(text))
+        if junk > len(text) / 2:
+            raise _Skip(f"does not look like text: {100 * junk // len(text)}% of it is runs of 100+ characters "
+                        f"without a space (encoded or binary data?)")
+
+
 def make_document(key: str, source: str, title: str, text: str, default_lang: str = "fr",
                   meta: dict | None = None) -> Document:
     """Build a :class:`Document`: cleans the text, fills title, language and hash."""
@@ -224,6 +236,7 @@ def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr")
             title, text = _read_html(data)
         else:
             title, text = _read_text(path, data)
+        check_prose(text)
         result.documents.append(make_document(str(path.resolve()), source, title, text, default_lang))
     except _Skip as why:
         result.skipped.append(Skipped(source, str(why)))
