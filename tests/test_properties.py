@@ -1,0 +1,57 @@
+"""Property-based tests (hypothesis): chunker offsets, lengths and coverage; the text normaliser."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rag.chunking import Chunker
+from rag.lexical import analyze
+from rag.loading import clean_text, make_document
+from rag.text import detect_language, normalize_answer
+
+WORDS = ["l’État", "aujourd'hui", "États‑Unis", "ministre", "Téhéran", "a", "dit", "«", "»", "—", "12,5", "%",
+         "qu’il", "Mascate", "Oman.", "Fin!", "Vraiment?", "…", "\n", "\n\n", "  ", "x" * 40, "🙂", "\u00a0"]
+texts = st.lists(st.sampled_from(WORDS) | st.text(min_size=1, max_size=12), min_size=1, max_size=300).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts, limit=st.integers(min_value=16, max_value=120))
+def test_chunks_are_exact_slices_within_the_limit_and_lose_no_text(embedder, text, limit):
+    doc = make_document("k", "s", "t", text)
+    chunks = Chunker(embedder.count_tokens, limit, limit // 5).run(doc)
+    covered = set()
+    for c in chunks:
+        assert doc.text[c.start:c.end] == c.text
+        assert embedder.count_tokens(c.text) <= limit
+        covered.update(range(c.start, c.end))
+    lost = "".join(ch for i, ch in enumerate(doc.text) if i not in covered)
+    assert lost.strip() == ""
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+
+
+@given(st.text(max_size=200))
+def test_normalised_answers_are_idempotent_and_plain(text):
+    n = normalize_answer(text)
+    assert normalize_answer(n) == n
+    assert n == n.strip() and "  " not in n
+    assert all(c.isdigit() or ("a" <= c <= "z") or c == " " for c in n)
+
+
+@given(st.sampled_from(["États‑Unis", "Etats-Unis", "ÉTATS UNIS", "états–unis", "Etats\u2011Unis", "etats_unis"]))
+def test_case_accents_and_hyphens_do_not_matter(variant):
+    assert normalize_answer(variant) == "etats unis"
+
+
+@given(st.text(max_size=300))
+def test_language_is_always_french_or_english(text):
+    assert detect_language(text) in {"fr", "en"}
+
+
+@given(st.text(max_size=300), st.sampled_from(["fr", "en"]))
+def test_analysis_gives_folded_terms_for_any_text(text, lang):
+    for term in analyze(text, lang):
+        assert term and term == term.lower() and " " not in term
+
+
+@given(st.text(max_size=300))
+def test_clean_text_is_stable(text):
+    assert clean_text(clean_text(text)) == clean_text(text)
