@@ -15,8 +15,9 @@ stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages (first run takes a few minutes)" >&2
   # The CPU build first: a bare `torch` requirement would pull gigabytes of CUDA packages.
-  $PY -m pip install --quiet "torch==2.13.0"
-  $PY -m pip install --quiet -e ".[all]"
+  quiet() { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
+  $PY -m pip install --quiet "torch==2.13.0" 2> >(quiet)
+  $PY -m pip install --quiet -e ".[all]" 2> >(quiet)
   touch "$stamp"
 fi
 
