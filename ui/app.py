@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import logging
-import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -20,7 +19,7 @@ from rag.store import IndexError_
 
 from .i18n import EXAMPLES, LANGS, pick_lang, t
 from .jobs import IndexJobs, Job, JobState
-from .render import (Turn, answer_markdown, document_choices, documents_html, message_list,
+from .render import (Turn, answer_markdown, document_choices, documents_html, escape_markdown, message_list,
                      question_markdown, sources_html, status_html)
 from .uploads import ACCEPTED, MB, UploadRefused, save_upload, upload_dir
 
@@ -151,14 +150,16 @@ class ChatApp:
             for answer in self.rag.ask_stream(question, k=int(k), docs=restrict or None, history=history,
                                               mode=mode if self.llm else "extractive"):
                 key = [(c.n, c.chunk_id, c.sentence_start, c.sentence_end) for c in answer.citations]
-                panel = gr.skip() if key == cited else sources_html([*turns, Turn(number, question, answer)], lang)
+                growing = [*turns, Turn(number, question, answer)]
+                panel = gr.skip() if key == cited else sources_html(growing, lang, complete=False)
                 cited = key
                 yield (shown + [{"role": "assistant", "content": answer_markdown(answer, number)}], panel,
                        gr.skip(), "", gr.skip())
         except Exception as exc:  # the user sees what went wrong; the page keeps working
             log.exception("answering %r failed", question)
-            error = escape_text(t(lang, "error", error=str(exc) or type(exc).__name__))
-            yield shown + [{"role": "assistant", "content": error}], gr.skip(), gr.skip(), "", False
+            error = escape_markdown(t(lang, "error", error=str(exc) or type(exc).__name__))
+            yield (shown + [{"role": "assistant", "content": error}], sources_html(turns, lang), gr.skip(), "",
+                   False)
             return
         if answer is None:
             yield gr.skip(), gr.skip(), gr.skip(), "", False
@@ -212,13 +213,6 @@ class ChatApp:
         if gen == seen:
             return (gr.skip(),) * 5
         return (self.header(lang), *self.document_views(lang, restrict), gen)
-
-
-def escape_text(text: str) -> str:
-    """Plain text for the chat (same escaping as answers)."""
-    from .render import escape_markdown
-
-    return escape_markdown(text)
 
 
 def _placeholder(lang: str) -> str:

@@ -120,7 +120,8 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 
-# Questions about the shipped seed article (seeds/), shown as examples; they have answers there.
+# Questions about the shipped seed article (seeds/, in French), shown as examples; each finds its
+# answer there (the English ones were checked to retrieve the passage holding it).
 EXAMPLES: dict[str, list[str]] = {
     "fr": [
         "Qui est le ministre iranien des Affaires étrangères ?",
@@ -129,10 +130,10 @@ EXAMPLES: dict[str, list[str]] = {
         "Quel porte-avions les États-Unis ont-ils envoyé dans la région ?",
     ],
     "en": [
-        "Who is the Iranian foreign minister?",
-        "In which city did the talks take place?",
         "Who is the United States special envoy?",
         "Which aircraft carrier did the United States send to the region?",
+        "Who is Karoline Leavitt?",
+        "What did the Iran Human Rights organisation count?",
     ],
 }
 

@@ -112,7 +112,8 @@ def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False)
         f'<span class="rag-title">{html.escape(c.title or c.source)}</span>'
         f'<span class="rag-score" title="{t(lang, "score")} {score:.2f}" style="--rag-score:{score * 100:.0f}%">'
         f"{score:.2f}</span>"
-        f'<span class="rag-meta">{html.escape(c.source)} · {html.escape(t(lang, "chars", start=c.start, end=c.end))}</span>'
+        f'<span class="rag-meta">{html.escape(c.source)} · '
+        f'{html.escape(t(lang, "chars", start=c.start, end=c.end))}</span>'
         f'<span class="rag-preview">{html.escape(_preview(c))}</span>'
         f"</summary>"
         f'<div class="rag-excerpt">{highlight_excerpt(c)}</div>'
@@ -120,8 +121,12 @@ def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False)
     )
 
 
-def sources_html(turns: Sequence[Turn], lang: str) -> str:
-    """The sources panel: one section per answer (the latest shown), one card per citation."""
+def sources_html(turns: Sequence[Turn], lang: str, complete: bool = True) -> str:
+    """The sources panel: one section per answer (the latest shown), one card per citation.
+
+    ``data-answers`` holds the number of the latest answer and ``data-complete`` is set once it
+    has finished streaming (a hook for scripts and tests).
+    """
     if not turns:
         return f'<div id="rag-sources-body"><p class="rag-empty">{html.escape(t(lang, "sources_empty"))}</p></div>'
     sections = []
@@ -134,7 +139,8 @@ def sources_html(turns: Sequence[Turn], lang: str) -> str:
             cards = f'<p class="rag-empty">{html.escape(t(lang, "no_sources"))}</p>'
         sections.append(f'<section class="rag-turn" data-turn="{turn.number}"{"" if latest else " hidden"}>'
                         f'<h4 class="rag-for">{head}</h4>{cards}</section>')
-    return '<div id="rag-sources-body">' + "".join(sections) + "</div>"
+    done = " data-complete" if complete else ""
+    return f'<div id="rag-sources-body" data-answers="{turns[-1].number}"{done}>' + "".join(sections) + "</div>"
 
 
 def _short(text: str, limit: int) -> str:
