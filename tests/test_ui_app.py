@@ -22,7 +22,7 @@ from rag.config import Config
 from rag.indexer import Indexer
 from tests.conftest import ROOT, SEEDS
 
-pytestmark = pytest.mark.browser
+browser_test = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -33,8 +33,9 @@ SEED_FACT = "Araghchi"
 QUIMPER = """# La médiathèque Les Ondines ouvre à Quimper
 
 La nouvelle médiathèque de Quimper, baptisée Les Ondines, a ouvert ses portes mardi au bord de l'Odet.
-Elle a coûté 14 millions d'euros et propose 80 000 ouvrages. Sa directrice, Maëlle Tanguy, veut en faire
-« la maison de tous les habitants ». Le bâtiment a été dessiné par l'architecte nantais Hervé Quéméner.
+Elle a coûté 14 millions d'euros et propose 80 000 ouvrages. Maëlle Tanguy dirige la médiathèque de Quimper
+depuis 2021 et veut en faire « la maison de tous les habitants ». Le bâtiment a été dessiné par
+l'architecte nantais Hervé Quéméner.
 """
 HOSTILE_TXT = """<img src=x onerror="window.__pwned=1">Le phare de Kerzéon
 
@@ -102,21 +103,34 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="module")
+def session_cookie(server, browser):
+    """Log in once through the login form; later pages reuse the session cookie."""
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(server[0])
+    page.locator("input[type=text]").first.fill(USER)
+    page.locator("input[type=password]").fill(PASSWORD)
+    page.locator("input[type=password]").press("Enter")
+    page.wait_for_selector("#rag-head[data-lang]", timeout=60_000)
+    state = ctx.storage_state()
+    ctx.close()
+    return state
+
+
 @pytest.fixture
-def open_chat(server, browser):
+def open_chat(server, browser, session_cookie):
     """Open the chat, logged in, in a fresh browser context; returns the page."""
     url = server[0]
     contexts = []
 
     def _open(locale: str = "fr-FR", login: bool = True):
-        ctx = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
+        ctx = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000},
+                                  storage_state=session_cookie if login else None)
         contexts.append(ctx)
         page = ctx.new_page()
         page.goto(url)
         if login:
-            page.locator("input[type=text]").first.fill(USER)
-            page.locator("input[type=password]").fill(PASSWORD)
-            page.locator("input[type=password]").press("Enter")
             page.wait_for_selector("#rag-head[data-lang]", timeout=60_000)
         return page
 
@@ -149,6 +163,7 @@ def upload(page, *paths: Path, expect: str = "Ajouté", timeout: float = 120_000
     return page.locator("#rag-upload-status").inner_text()
 
 
+@browser_test
 def test_seed_question_gets_the_fact_and_its_marker_opens_the_excerpt(open_chat):
     page = open_chat("fr-FR")
     answer = ask(page, SEED_QUESTION)
@@ -167,6 +182,7 @@ def test_seed_question_gets_the_fact_and_its_marker_opens_the_excerpt(open_chat)
     assert page.evaluate("location.hash") == ""  # the page did not navigate away
 
 
+@browser_test
 def test_french_browser_gets_the_french_interface_and_the_toggle_switches_it(open_chat):
     page = open_chat("fr-FR")
     assert page.locator("#rag-head h1").inner_text() == "Questions sur vos articles"
@@ -179,6 +195,7 @@ def test_french_browser_gets_the_french_interface_and_the_toggle_switches_it(ope
     assert "passages" in page.locator(".rag-status").inner_text()
 
 
+@browser_test
 def test_english_browser_gets_the_english_interface(open_chat):
     page = open_chat("en-US")
     assert page.locator("#rag-head h1").inner_text() == "Ask your articles"
@@ -186,6 +203,7 @@ def test_english_browser_gets_the_english_interface(open_chat):
     assert page.locator("#rag-head").get_attribute("data-lang") == "en"
 
 
+@browser_test
 def test_an_uploaded_article_is_answered_from_once_indexed(open_chat, tmp_path):
     page = open_chat("fr-FR")
     article = tmp_path / "quimper.md"
@@ -194,16 +212,17 @@ def test_an_uploaded_article_is_answered_from_once_indexed(open_chat, tmp_path):
     note = upload(page, article)
     assert "quimper.md" in note
     assert "La médiathèque Les Ondines ouvre à Quimper" in page.locator("#rag-doc-list").inner_text()
-    answer = ask(page, "Comment s'appelle la directrice de la médiathèque de Quimper ?")
+    answer = ask(page, "Qui dirige la médiathèque de Quimper ?")
     assert "Tanguy" in answer
     assert page.locator("#rag-sources .rag-title").first.inner_text() == "La médiathèque Les Ondines ouvre à Quimper"
 
 
+@browser_test
 def test_the_chat_keeps_answering_while_an_upload_is_indexed(open_chat, tmp_path):
     page = open_chat("fr-FR")
     bulk = tmp_path / "bulk.jsonl"
     with bulk.open("w", encoding="utf-8") as fh:
-        for i in range(40):
+        for i in range(30):
             text = " ".join(f"Dans la commune numéro {i}, le conseil municipal a voté le budget {j} du projet "
                             f"{i * 100 + j}, consacré aux écoles, aux routes et aux jardins partagés." for j in range(24))
             fh.write(json.dumps({"title": f"Conseil municipal {i}", "text": text}, ensure_ascii=False) + "\n")
@@ -215,11 +234,13 @@ def test_the_chat_keeps_answering_while_an_upload_is_indexed(open_chat, tmp_path
     progress = page.locator("#rag-upload-status").inner_text()
     assert SEED_FACT in answer
     assert still_indexing, f"indexing ended before the answer came: {progress}"
+    assert "Indexation de bulk.jsonl" in progress  # the progress shows while it runs
     page.wait_for_function("() => document.querySelector('#rag-upload-status').innerText.includes('Ajouté')",
                            timeout=180_000)
     assert "bulk.jsonl" in page.locator("#rag-upload-status").inner_text()
 
 
+@browser_test
 def test_a_hostile_article_shows_as_text_and_runs_nothing(open_chat, tmp_path):
     page = open_chat("fr-FR")
     (tmp_path / "phare.txt").write_text(HOSTILE_TXT, encoding="utf-8")
@@ -241,6 +262,7 @@ def test_a_hostile_article_shows_as_text_and_runs_nothing(open_chat, tmp_path):
     assert page.locator(f":is({shown_text}) :is(script, img, iframe, object)").count() == 0
 
 
+@browser_test
 def test_restricting_to_a_document_answers_from_it_only(open_chat, tmp_path):
     page = open_chat("fr-FR")
     article = tmp_path / "quimper.md"
@@ -260,6 +282,7 @@ def test_restricting_to_a_document_answers_from_it_only(open_chat, tmp_path):
     assert titles and set(titles) == {"La médiathèque Les Ondines ouvre à Quimper"}
 
 
+@browser_test
 def test_markers_of_an_earlier_answer_bring_up_that_answer_sources(open_chat):
     page = open_chat("en-US")
     ask(page, SEED_QUESTION)
@@ -275,6 +298,7 @@ def test_markers_of_an_earlier_answer_bring_up_that_answer_sources(open_chat):
     assert page.locator(f"#{target} .rag-excerpt").is_visible()
 
 
+@browser_test
 def test_an_example_question_asks_itself_and_clear_starts_over(open_chat):
     page = open_chat("fr-FR")
     page.locator("#rag-chat button").filter(has_text=SEED_QUESTION).first.click()
@@ -288,6 +312,7 @@ def test_an_example_question_asks_itself_and_clear_starts_over(open_chat):
     assert page.locator("#rag-chat [data-testid=user]").count() == 1 and answer
 
 
+@browser_test
 def test_refused_uploads_say_why(open_chat, tmp_path):
     page = open_chat("fr-FR")
     open_documents(page)
@@ -300,6 +325,7 @@ def test_refused_uploads_say_why(open_chat, tmp_path):
     assert "maximum allowed size" in page.locator("body").inner_text()
 
 
+@browser_test
 def test_removing_a_document_takes_it_out_of_the_list_and_the_answers(open_chat, tmp_path):
     page = open_chat("fr-FR")
     article = tmp_path / "quimper.md"
@@ -315,10 +341,11 @@ def test_removing_a_document_takes_it_out_of_the_list_and_the_answers(open_chat,
     page.locator("#rag-remove").click()
     page.wait_for_function("() => document.querySelector('#rag-upload-status').innerText.includes('Retiré')")
     assert "Ondines" not in page.locator("#rag-doc-list").inner_text()
-    ask(page, "Comment s'appelle la directrice de la médiathèque de Quimper ?")
+    ask(page, "Qui dirige la médiathèque de Quimper ?")
     assert "Ondines" not in page.locator("#rag-sources section:not([hidden])").inner_text()
 
 
+@browser_test
 def test_five_users_at_once_all_get_answers(open_chat):
     pages = [open_chat("fr-FR") for _ in range(5)]
     for page in pages:
@@ -331,6 +358,7 @@ def test_five_users_at_once_all_get_answers(open_chat):
         assert SEED_FACT in page.locator("#rag-chat [data-testid=bot]").last.inner_text()
 
 
+@browser_test
 def test_the_page_needs_a_login(open_chat):
     page = open_chat("fr-FR", login=False)
     page.locator("input[type=password]").wait_for()
@@ -354,3 +382,16 @@ def test_the_server_listens_on_loopback_only(server):
         pytest.skip("this machine has no address besides loopback")
     with pytest.raises(OSError):
         socket.create_connection((own, port), timeout=2).close()
+
+
+def test_a_bad_login_value_is_refused_before_serving():
+    from ui.app import parse_auth
+
+    assert parse_auth("alice:s3:cret") == ("alice", "s3:cret") and parse_auth(None) is None
+    for value in ("alice:", ":secret"):
+        with pytest.raises(ValueError, match="USER:PASSWORD"):
+            parse_auth(value)
+    proc = subprocess.run([sys.executable, "-m", "rag", "serve", "--auth", "alice", "--port", str(free_port())],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 2 and "USER:PASSWORD" in proc.stderr

@@ -267,7 +267,7 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
     app = rag if isinstance(rag, ChatApp) else ChatApp(config or rag.config, rag=rag)
     cfg = app.config
     lang0 = cfg.ui_lang or "fr"
-    with gr.Blocks(title=t(lang0, "title"), fill_width=True) as demo:
+    with gr.Blocks(title=t(lang0, "title"), fill_width=True, delete_cache=(3600, 3600)) as demo:
         lang = gr.State(lang0)
         turns = gr.State([])
         pending = gr.State("")
@@ -380,6 +380,7 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
 
 def serve(config: Config, auth: str | None = None) -> int:
     """Serve the chat on ``config.host:config.port`` until interrupted (``rag serve``)."""
+    parse_auth(auth)  # a bad value fails before the model loads
     app = ChatApp(config)
     app.warm_up()
     demo = build_app(app)

@@ -59,10 +59,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "remove": "Retirer de l’index",
         "remove_done": "Retiré : {names}.",
         "remove_none": "Choisissez d’abord un document.",
-        "busy": "Une indexation est en cours ; la conversation continue sur l’index précédent.",
         "error": "Erreur : {error}",
-        "language": "Langue",
-        "thinking": "Recherche dans les articles…",
     },
     "en": {
         "title": "Ask your articles",
@@ -113,10 +110,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "remove": "Remove from the index",
         "remove_done": "Removed: {names}.",
         "remove_none": "Pick a document first.",
-        "busy": "Indexing is under way; the chat keeps answering from the previous index.",
         "error": "Error: {error}",
-        "language": "Language",
-        "thinking": "Searching the articles…",
     },
 }
 

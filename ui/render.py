@@ -167,7 +167,8 @@ def documents_html(docs: Iterable[dict], lang: str) -> str:
         for d in docs)
     head = "".join(f"<th>{html.escape(t(lang, k))}</th>"
                    for k in ("doc_col_title", "doc_col_source", "doc_col_chunks", "doc_col_lang"))
-    return (f'<div class="rag-docs"><table><thead><tr>{head}</tr></thead>'
+    return (f'<h4 class="rag-for">{html.escape(t(lang, "doc_list"))}</h4>'
+            f'<div class="rag-docs"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table></div>")
 
 
