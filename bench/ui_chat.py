@@ -108,7 +108,8 @@ def wait_answer(page, number: int, timeout: float = 180_000) -> tuple[float, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", type=Path, help="an index folder to serve (default: seeds/ indexed in a temp folder)")
+    parser.add_argument("--index", type=Path,
+                        help="an index folder to serve (default: seeds/ indexed in a temp folder)")
     parser.add_argument("--repeat", type=int, default=7, help="questions for the single-user median (default 7)")
     parser.add_argument("--users", type=int, default=5, help="simultaneous users (default 5)")
     parser.add_argument("--screenshot", type=Path, help="save the page with an answer and its sources here")

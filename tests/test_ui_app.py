@@ -154,6 +154,24 @@ def open_documents(page) -> None:
     page.wait_for_selector("#rag-upload input[type=file]", state="attached")
 
 
+def pick(page, dropdown: str, text: str) -> None:
+    """Choose the option holding ``text`` in a Gradio dropdown, with the keyboard."""
+    field = page.locator(f"{dropdown} input")
+    field.click()
+    field.fill(text)
+    page.get_by_role("option").filter(has_text=text).first.wait_for()
+    field.press("ArrowDown")
+    field.press("Enter")
+
+
+def upload_quimper(page, folder: Path) -> None:
+    """Upload the Quimper article through the Documents panel."""
+    article = folder / "quimper.md"
+    article.write_text(QUIMPER, encoding="utf-8")
+    open_documents(page)
+    upload(page, article, expect="quimper.md")
+
+
 def upload(page, *paths: Path, expect: str = "Ajouté", timeout: float = 120_000) -> str:
     """Upload files through the Documents panel and wait for the outcome note."""
     page.locator("#rag-upload input[type=file]").set_input_files([str(p) for p in paths])
@@ -224,7 +242,8 @@ def test_the_chat_keeps_answering_while_an_upload_is_indexed(open_chat, tmp_path
     with bulk.open("w", encoding="utf-8") as fh:
         for i in range(30):
             text = " ".join(f"Dans la commune numéro {i}, le conseil municipal a voté le budget {j} du projet "
-                            f"{i * 100 + j}, consacré aux écoles, aux routes et aux jardins partagés." for j in range(24))
+                            f"{i * 100 + j}, consacré aux écoles, aux routes et aux jardins partagés."
+                            for j in range(24))
             fh.write(json.dumps({"title": f"Conseil municipal {i}", "text": text}, ensure_ascii=False) + "\n")
     open_documents(page)
     page.locator("#rag-upload input[type=file]").set_input_files(str(bulk))
@@ -237,7 +256,7 @@ def test_the_chat_keeps_answering_while_an_upload_is_indexed(open_chat, tmp_path
     assert "Indexation de bulk.jsonl" in progress  # the progress shows while it runs
     page.wait_for_function("() => document.querySelector('#rag-upload-status').innerText.includes('Ajouté')",
                            timeout=180_000)
-    assert "bulk.jsonl" in page.locator("#rag-upload-status").inner_text()
+    assert "Ajouté : bulk.jsonl (" in page.locator("#rag-upload-status").inner_text()  # one name per file
 
 
 @browser_test
@@ -255,7 +274,7 @@ def test_a_hostile_article_shows_as_text_and_runs_nothing(open_chat, tmp_path):
     shown = page.locator("body").inner_text()
     assert "<script>window.__pwned=2</script>" in answer  # shown as text, in the answer
     assert 'onerror="window.__pwned=1"' in page.locator("#rag-doc-list").inner_text()  # and in the title
-    assert "<script>" in page.locator("#rag-sources").inner_text() or "<img" in page.locator("#rag-sources").inner_text()
+    assert "<script>window.__pwned=6</script>" in page.locator("#rag-sources").inner_text()  # and in excerpts
     assert "Kerzéon" in shown
     assert page.evaluate("window.__pwned") is None
     shown_text = "#rag-chat .message-content, #rag-sources, #rag-doc-list, #rag-upload-status, #rag-header"
@@ -265,17 +284,9 @@ def test_a_hostile_article_shows_as_text_and_runs_nothing(open_chat, tmp_path):
 @browser_test
 def test_restricting_to_a_document_answers_from_it_only(open_chat, tmp_path):
     page = open_chat("fr-FR")
-    article = tmp_path / "quimper.md"
-    article.write_text(QUIMPER, encoding="utf-8")
-    open_documents(page)
-    upload(page, article, expect="quimper.md")
+    upload_quimper(page, tmp_path)
     page.locator("#rag-settings > button, #rag-settings .label-wrap").first.click()
-    picker = page.locator("#rag-restrict input")
-    picker.click()
-    picker.fill("Ondines")
-    page.get_by_role("option").filter(has_text="Ondines").first.wait_for()
-    picker.press("ArrowDown")
-    picker.press("Enter")
+    pick(page, "#rag-restrict", "Ondines")
     page.keyboard.press("Escape")
     ask(page, SEED_QUESTION)
     titles = page.locator("#rag-sources section:not([hidden]) .rag-title").all_inner_texts()
@@ -328,16 +339,8 @@ def test_refused_uploads_say_why(open_chat, tmp_path):
 @browser_test
 def test_removing_a_document_takes_it_out_of_the_list_and_the_answers(open_chat, tmp_path):
     page = open_chat("fr-FR")
-    article = tmp_path / "quimper.md"
-    article.write_text(QUIMPER, encoding="utf-8")
-    open_documents(page)
-    upload(page, article, expect="quimper.md")
-    picker = page.locator("#rag-remove-pick input")
-    picker.click()
-    picker.fill("Ondines")
-    page.get_by_role("option").filter(has_text="Ondines").first.wait_for()
-    picker.press("ArrowDown")
-    picker.press("Enter")
+    upload_quimper(page, tmp_path)
+    pick(page, "#rag-remove-pick", "Ondines")
     page.locator("#rag-remove").click()
     page.wait_for_function("() => document.querySelector('#rag-upload-status').innerText.includes('Retiré')")
     assert "Ondines" not in page.locator("#rag-doc-list").inner_text()

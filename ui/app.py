@@ -17,7 +17,7 @@ from rag.config import Config
 from rag.pipeline import RAG
 from rag.store import IndexError_
 
-from .i18n import EXAMPLES, LANGS, pick_lang, t
+from .i18n import EXAMPLES, LANGS, pick_lang, t, tn
 from .jobs import IndexJobs, Job, JobState
 from .render import (Turn, answer_markdown, document_choices, documents_html, escape_markdown, message_list,
                      question_markdown, sources_html, status_html)
@@ -238,13 +238,18 @@ def _outcome(job: Job, lang: str) -> list[str]:
     if job.kind == "remove":
         return [t(lang, "remove_done", names=", ".join(job.names))]
     if r.added or r.updated:
-        out.append(t(lang, "upload_done", names=", ".join(Path(s).name for s in r.added + r.updated),
-                     chunks=r.chunks_new))
+        out.append(t(lang, "upload_done", names=_files(r.added + r.updated),
+                     chunks=tn(lang, "n_chunks", r.chunks_new)))
     if r.unchanged:
-        out.append(t(lang, "upload_unchanged", names=", ".join(Path(s).name for s in r.unchanged)))
+        out.append(t(lang, "upload_unchanged", names=_files(r.unchanged)))
     for s in r.skipped:
         out.append(t(lang, "upload_skipped", name=Path(s.path).name, reason=s.reason))
     return out
+
+
+def _files(sources: Sequence[str]) -> str:
+    """File names of document sources, once each (a JSONL file's records share one)."""
+    return ", ".join(dict.fromkeys(Path(s.split("#", 1)[0]).name for s in sources))
 
 
 def _notes_html(notes: Sequence[str], busy: bool = False) -> str:
