@@ -58,6 +58,12 @@ class Config:
         Seconds before the LLM call is abandoned (the extractive answer is used instead).
     host, port : str, int
         Where ``rag serve`` listens.
+    upload_dir : str
+        Where the web chat saves uploaded articles (empty: ``uploads/`` beside the index folder).
+    upload_max_mb : float
+        Largest file the web chat accepts.
+    ui_lang : str
+        Interface language of the web chat, ``fr`` or ``en`` (empty: the browser's).
     """
 
     index_dir: str = "index"
@@ -78,6 +84,9 @@ class Config:
     llm_timeout: float = 30.0
     host: str = "127.0.0.1"
     port: int = 7860
+    upload_dir: str = ""
+    upload_max_mb: float = 20.0
+    ui_lang: str = ""
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default value came from
 
     def replace(self, **changes: Any) -> "Config":
@@ -162,3 +171,7 @@ def _validate(cfg: Config) -> None:
         raise bad("top_k", "must be at least 1")
     if cfg.max_file_mb <= 0:
         raise bad("max_file_mb", "must be positive")
+    if cfg.upload_max_mb <= 0:
+        raise bad("upload_max_mb", "must be positive")
+    if cfg.ui_lang not in ("", "fr", "en"):
+        raise bad("ui_lang", "must be fr, en or empty (the browser's language)")

@@ -1,0 +1,1 @@
+"""The web chat (Gradio) over the ``rag`` library: ``rag serve`` or :func:`ui.app.serve`."""

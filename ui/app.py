@@ -1,46 +1,393 @@
-"""The web chat (Gradio): asks the library, shows answers with their cited passages.
+"""The web chat (Gradio): a streamed, cited chat beside its sources, with uploads and settings.
 
-The UI calls the library, never the other way round. Document text is HTML-escaped.
+The UI calls the library, never the other way round. All document text is HTML-escaped
+(see :mod:`ui.render`). Run it with ``rag serve`` or :func:`serve`.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import gradio as gr
 
 from rag.config import Config
 from rag.pipeline import RAG
+from rag.store import IndexError_
+
+from .i18n import EXAMPLES, LANGS, pick_lang, t, tn
+from .jobs import IndexJobs, Job, JobState
+from .render import (Turn, answer_markdown, document_choices, documents_html, escape_markdown, message_list,
+                     question_markdown, sources_html, status_html)
+from .uploads import ACCEPTED, MB, UploadRefused, save_upload, upload_dir
 
 log = logging.getLogger(__name__)
+ASSETS = Path(__file__).parent
+CHAT_CONCURRENCY = 2    # answers computed at once: one per core of a small server
+INDEX_EVENTS = 4        # upload/remove events at once; they only wait on the single job thread
+REFRESH_S = 15          # how often an open page checks for an index updated elsewhere
+POLL_S = 0.4            # progress refresh while a job runs
+MAX_QUEUE = 64          # events waiting beyond this are refused with a message
 
 
-def render_answer(ans) -> str:
-    """Markdown of an answer and its sources, document text escaped."""
-    parts = [html.escape(ans.answer)]
-    for c in ans.citations:
-        parts.append(f"\n\n**[{c.n}] {html.escape(c.title)}** — `{html.escape(c.source)}` "
-                     f"(score {c.score:.2f})\n\n> {html.escape(' '.join(c.excerpt.split()))}")
-    return "".join(parts)
+class ChatApp:
+    """The page's behaviour: each public method is an event handler of the Gradio app.
+
+    Parameters
+    ----------
+    config : Config
+        Settings; ``index_dir`` must hold a built index.
+    rag : RAG, optional
+        The pipeline to answer with (default: ``RAG(config)``).
+    jobs : IndexJobs, optional
+        The index update queue (default: one of its own, uploads in :func:`ui.uploads.upload_dir`).
+    """
+
+    def __init__(self, config: Config, rag: RAG | None = None, jobs: IndexJobs | None = None):
+        self.config = config
+        self.rag = rag or RAG(config)
+        self.store = self.rag.retriever.store
+        self.folder = upload_dir(config)
+        self.jobs = jobs or IndexJobs(config, self.folder)
+        self.llm = bool(config.llm_base_url and config.llm_model)
+
+    def warm_up(self) -> None:
+        """Load the query model and search once, so the first user does not wait for it."""
+        try:
+            self.rag.ask("warm-up")
+        except IndexError_ as exc:
+            log.warning("index not ready: %s", exc)
+
+    # -- index views ------------------------------------------------------------------------
+    def _status(self) -> tuple[dict | None, str]:
+        try:
+            return self.store.status(), ""
+        except IndexError_ as exc:
+            return None, str(exc)
+
+    def header(self, lang: str, loaded: bool = True) -> str:
+        """Title, subtitle and the index status line (``data-lang`` once the session has loaded)."""
+        status, error = self._status()
+        ready = f' data-lang="{lang}"' if loaded else ""
+        return (f'<div id="rag-head"{ready}><h1>{html.escape(t(lang, "title"))}</h1>'
+                f'<p class="rag-sub">{html.escape(t(lang, "subtitle"))}</p>'
+                f"{status_html(status, lang, error)}</div>")
+
+    def generation(self) -> int:
+        """The committed generation of the index (0 when unreadable)."""
+        status, _ = self._status()
+        return int(status["generation"]) if status else 0
+
+    def document_views(self, lang: str, restrict: Sequence[str] | None = None):
+        """Updates of the document table and the two document pickers."""
+        docs = self.store.documents()
+        choices = document_choices(docs)
+        ids = {d["id"] for d in docs}
+        kept = [d for d in (restrict or []) if d in ids]
+        return (documents_html(docs, lang), gr.update(choices=choices, value=kept),
+                gr.update(choices=choices, value=None))
+
+    # -- language ---------------------------------------------------------------------------
+    def on_load(self, request: gr.Request) -> tuple:
+        """First paint of a session: the browser's language (or the configured one)."""
+        header = request.headers.get("accept-language") if request is not None else None
+        lang = self.config.ui_lang or pick_lang(header)
+        return (lang, lang, self.generation(), *self.relabel(lang, []))
+
+    def relabel(self, lang: str, turns: Sequence[Turn], restrict: Sequence[str] | None = None) -> tuple:
+        """Every translated label of the page, in ``lang``."""
+        lang = lang if lang in LANGS else "fr"
+        modes = [(t(lang, "mode_extractive"), "extractive"), (t(lang, "mode_llm"), "llm")]
+        return (
+            self.header(lang),
+            gr.update(label=t(lang, "chat"), placeholder=_placeholder(lang),
+                      examples=[{"text": q} for q in EXAMPLES[lang]]),
+            gr.update(placeholder=t(lang, "placeholder")),
+            gr.update(value=t(lang, "send")),
+            gr.update(value=t(lang, "clear")),
+            gr.update(label=t(lang, "settings")),
+            gr.update(label=t(lang, "k")),
+            gr.update(label=t(lang, "mode"), choices=modes, info=None if self.llm else t(lang, "mode_llm_off")),
+            gr.update(label=t(lang, "restrict"), info=t(lang, "restrict_info")),
+            gr.update(label=t(lang, "documents")),
+            gr.update(label=t(lang, "upload", mb=f"{self.config.upload_max_mb:g}")),
+            gr.update(label=t(lang, "remove_pick")),
+            gr.update(value=t(lang, "remove")),
+            f'<h3 class="rag-h">{html.escape(t(lang, "sources"))}</h3>',
+            sources_html(turns, lang),
+            *self.document_views(lang, restrict)[:1],
+        )
+
+    # -- chat -------------------------------------------------------------------------------
+    def start_turn(self, question: str, turns: list[Turn], busy: bool) -> tuple:
+        """Show the question at once and clear the box; the answer streams in :meth:`respond`.
+
+        While an answer streams, Enter does nothing (the typed question stays in the box), so
+        two answers of one conversation never race.
+        """
+        q = (question or "").strip()
+        if not q or busy:
+            return gr.skip(), gr.skip(), "", busy
+        return "", message_list(turns) + [{"role": "user", "content": question_markdown(q)}], q, True
+
+    def pick_example(self, turns: list[Turn], busy: bool, evt: gr.SelectData) -> tuple:
+        """An example question was clicked: ask it."""
+        value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
+        return self.start_turn(value.get("text", ""), turns, busy)
+
+    def respond(self, question: str, turns: list[Turn], k: float, mode: str, restrict: list[str] | None,
+                lang: str) -> Iterator[tuple]:
+        """Stream the answer to ``question`` into the chat, then show its sources."""
+        if not question:
+            return
+        number = turns[-1].number + 1 if turns else 1
+        history = [(tr.question, tr.answer.answer) for tr in turns]
+        shown = message_list(turns) + [{"role": "user", "content": question_markdown(question)}]
+        answer, cited = None, None
+        try:
+            for answer in self.rag.ask_stream(question, k=int(k), docs=restrict or None, history=history,
+                                              mode=mode if self.llm else "extractive"):
+                key = [(c.n, c.chunk_id, c.sentence_start, c.sentence_end) for c in answer.citations]
+                growing = [*turns, Turn(number, question, answer)]
+                panel = gr.skip() if key == cited else sources_html(growing, lang, complete=False)
+                cited = key
+                yield (shown + [{"role": "assistant", "content": answer_markdown(answer, number)}], panel,
+                       gr.skip(), "", gr.skip())
+        except Exception as exc:  # the user sees what went wrong; the page keeps working
+            log.exception("answering %r failed", question)
+            error = escape_markdown(t(lang, "error", error=str(exc) or type(exc).__name__))
+            yield (shown + [{"role": "assistant", "content": error}], sources_html(turns, lang), gr.skip(), "",
+                   False)
+            return
+        if answer is None:
+            yield gr.skip(), gr.skip(), gr.skip(), "", False
+            return
+        turns = [*turns, Turn(number, question, answer)]
+        yield message_list(turns), sources_html(turns, lang), turns, "", False
+
+    def clear(self, lang: str) -> tuple:
+        """Empty chat, no sources, a fresh conversation."""
+        return [], sources_html([], lang), [], "", False
+
+    # -- index updates ----------------------------------------------------------------------
+    def upload(self, files: list[str] | None, lang: str, restrict: list[str] | None) -> Iterator[tuple]:
+        """Save uploaded files, index them in the background and show the progress."""
+        if not files:
+            return
+        notes: list[str] = []
+        saved: list[Path] = []
+        for f in files:
+            try:
+                saved.append(save_upload(f, Path(f).name, self.folder, self.config.upload_max_mb))
+            except UploadRefused as r:
+                notes.append(t(lang, "upload_skipped", name=r.name, reason=t(lang, r.key, **r.values)))
+        if saved:
+            job = self.jobs.add(saved)
+            yield from self._follow(job, notes, lang)
+            notes += _outcome(job, lang)
+        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict), None,
+               self.generation())
+
+    def remove(self, doc_id: str | None, lang: str, restrict: list[str] | None) -> Iterator[tuple]:
+        """Remove the chosen document from the index (and its uploaded file)."""
+        if not doc_id:
+            yield (_notes_html([t(lang, "remove_none")]), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                   gr.skip())
+            return
+        names = [label for label, value in document_choices(self.store.documents()) if value == doc_id]
+        job = self.jobs.remove([doc_id], names or [doc_id])
+        yield from self._follow(job, [], lang)
+        yield (_notes_html(_outcome(job, lang)), self.header(lang), *self.document_views(lang, restrict),
+               gr.skip(), self.generation())
+
+    def _follow(self, job: Job, notes: list[str], lang: str) -> Iterator[tuple]:
+        skip = (gr.skip(),) * 6
+        while not job.finished.wait(POLL_S):
+            yield (_notes_html(notes + [_progress(job, lang)], busy=True), *skip)
+
+    def refresh(self, seen: int, lang: str, restrict: list[str] | None) -> tuple:
+        """Timer tick: bring the status and document lists up to date if the index changed."""
+        gen = self.generation()
+        if gen == seen:
+            return (gr.skip(),) * 5
+        return (self.header(lang), *self.document_views(lang, restrict), gen)
 
 
-def build_app(rag: RAG):
-    """The Gradio Blocks app for a pipeline."""
-    import gradio as gr
+def _placeholder(lang: str) -> str:
+    return f"### {t(lang, 'welcome')}\n\n{t(lang, 'examples')}"
 
-    def respond(message: str, history: list) -> Iterator[str]:
-        yield render_answer(rag.ask(message))
 
-    return gr.ChatInterface(respond, title="Questions sur vos articles",
-                            examples=["Qui est le ministre iranien des Affaires étrangères ?",
-                                      "Où ont eu lieu les discussions ?"])
+def _progress(job: Job, lang: str) -> str:
+    names = ", ".join(job.names)
+    if job.state is JobState.QUEUED:
+        return t(lang, "upload_queued", name=names)
+    if job.state is JobState.ENCODING and job.total:
+        return t(lang, "upload_encoding", names=names, done=job.done, total=job.total)
+    return t(lang, "upload_loading", names=names)
+
+
+def _outcome(job: Job, lang: str) -> list[str]:
+    if job.state is JobState.FAILED:
+        return [t(lang, "upload_failed", error=job.error)]
+    r = job.report
+    if r is None:
+        return []
+    out = []
+    if job.kind == "remove":
+        return [t(lang, "remove_done", names=", ".join(job.names))]
+    if r.added or r.updated:
+        out.append(t(lang, "upload_done", names=_files(r.added + r.updated),
+                     chunks=tn(lang, "n_chunks", r.chunks_new)))
+    if r.unchanged:
+        out.append(t(lang, "upload_unchanged", names=_files(r.unchanged)))
+    for s in r.skipped:
+        out.append(t(lang, "upload_skipped", name=Path(s.path).name, reason=s.reason))
+    return out
+
+
+def _files(sources: Sequence[str]) -> str:
+    """File names of document sources, once each (a JSONL file's records share one)."""
+    return ", ".join(dict.fromkeys(Path(s.split("#", 1)[0]).name for s in sources))
+
+
+def _notes_html(notes: Sequence[str], busy: bool = False) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f'<ul class="rag-notes{" rag-busy" if busy else ""}" aria-live="polite">{items}</ul>'
+
+
+def build_app(rag: RAG | ChatApp, config: Config | None = None):
+    """The Gradio Blocks app (call :func:`launch` to serve it).
+
+    Parameters
+    ----------
+    rag : RAG or ChatApp
+        The pipeline (a :class:`ChatApp` is made around it) or a ready :class:`ChatApp`.
+    config : Config, optional
+        Settings (default: the pipeline's).
+    """
+    app = rag if isinstance(rag, ChatApp) else ChatApp(config or rag.config, rag=rag)
+    cfg = app.config
+    lang0 = cfg.ui_lang or "fr"
+    with gr.Blocks(title=t(lang0, "title"), fill_width=True, delete_cache=(3600, 3600)) as demo:
+        lang = gr.State(lang0)
+        turns = gr.State([])
+        pending = gr.State("")
+        busy = gr.State(False)
+        seen_gen = gr.State(0)
+        with gr.Row(elem_id="rag-top"):
+            header = gr.HTML(app.header(lang0, loaded=False), elem_id="rag-header")
+            lang_pick = gr.Radio([("Français", "fr"), ("English", "en")], value=lang0, show_label=False,
+                                 container=False, scale=0, min_width=200, elem_id="rag-lang")
+        with gr.Row(equal_height=False, elem_id="rag-main"):
+            with gr.Column(scale=3, min_width=380):
+                chat = gr.Chatbot(label=t(lang0, "chat"), height=560, elem_id="rag-chat", latex_delimiters=[],
+                                  placeholder=_placeholder(lang0), examples=[{"text": q} for q in EXAMPLES[lang0]],
+                                  feedback_options=None, buttons=["copy"], autoscroll=True)
+                with gr.Row(elem_id="rag-ask"):
+                    box = gr.Textbox(show_label=False, placeholder=t(lang0, "placeholder"), scale=8, lines=1,
+                                     max_lines=4, autofocus=True, elem_id="rag-question", container=False)
+                    send = gr.Button(t(lang0, "send"), variant="primary", scale=1, min_width=90, elem_id="rag-send")
+                clear = gr.Button(t(lang0, "clear"), size="sm", variant="secondary", elem_id="rag-clear")
+                with gr.Accordion(t(lang0, "settings"), open=False, elem_id="rag-settings") as acc_settings:
+                    k = gr.Slider(1, 10, value=min(cfg.top_k, 10), step=1, label=t(lang0, "k"), elem_id="rag-k")
+                    mode = gr.Radio([(t(lang0, "mode_extractive"), "extractive"), (t(lang0, "mode_llm"), "llm")],
+                                    value="llm" if app.llm else "extractive", label=t(lang0, "mode"),
+                                    interactive=app.llm, info=None if app.llm else t(lang0, "mode_llm_off"),
+                                    elem_id="rag-mode")
+                    restrict = gr.Dropdown(document_choices(app.store.documents()), value=[], multiselect=True,
+                                           label=t(lang0, "restrict"), info=t(lang0, "restrict_info"),
+                                           elem_id="rag-restrict")
+                with gr.Accordion(t(lang0, "documents"), open=False, elem_id="rag-documents") as acc_docs:
+                    files = gr.File(file_count="multiple", file_types=list(ACCEPTED), elem_id="rag-upload",
+                                    label=t(lang0, "upload", mb=f"{cfg.upload_max_mb:g}"), height=120)
+                    notes = gr.HTML("", elem_id="rag-upload-status")
+                    doc_table = gr.HTML(documents_html(app.store.documents(), lang0), elem_id="rag-doc-list")
+                    with gr.Row():
+                        remove_pick = gr.Dropdown(document_choices(app.store.documents()), value=None,
+                                                  label=t(lang0, "remove_pick"), scale=4, elem_id="rag-remove-pick")
+                        remove_btn = gr.Button(t(lang0, "remove"), variant="stop", scale=1, min_width=120,
+                                               elem_id="rag-remove")
+            with gr.Column(scale=2, min_width=320, elem_id="rag-side"):
+                sources_head = gr.HTML(f'<h3 class="rag-h">{html.escape(t(lang0, "sources"))}</h3>')
+                sources = gr.HTML(sources_html([], lang0), elem_id="rag-sources")
+
+        labelled = [header, chat, box, send, clear, acc_settings, k, mode, restrict, acc_docs, files, remove_pick,
+                    remove_btn, sources_head, sources, doc_table]
+        demo.load(app.on_load, None, [lang, lang_pick, seen_gen, *labelled], queue=False)
+        lang_pick.input(lambda v, tr, r: (v, *app.relabel(v, tr, r)), [lang_pick, turns, restrict],
+                        [lang, *labelled], queue=False)
+
+        answer_io = dict(fn=app.respond, inputs=[pending, turns, k, mode, restrict, lang],
+                         outputs=[chat, sources, turns, pending, busy], concurrency_id="chat",
+                         concurrency_limit=CHAT_CONCURRENCY, show_progress="minimal")
+        answering = []
+        for trigger in (box.submit, send.click):
+            answering.append(trigger(app.start_turn, [box, turns, busy], [box, chat, pending, busy], queue=False)
+                             .then(**answer_io))
+        answering.append(chat.example_select(app.pick_example, [turns, busy], [box, chat, pending, busy],
+                                             queue=False).then(**answer_io))
+        for trigger in (clear.click, chat.clear):
+            trigger(app.clear, [lang], [chat, sources, turns, pending, busy], queue=False, cancels=answering)
+
+        index_out = [notes, header, doc_table, restrict, remove_pick]
+        files.upload(app.upload, [files, lang, restrict], [*index_out, files, seen_gen],
+                     concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
+        remove_btn.click(app.remove, [remove_pick, lang, restrict], [*index_out, files, seen_gen],
+                         concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
+        gr.Timer(REFRESH_S).tick(app.refresh, [seen_gen, lang, restrict], [header, doc_table, restrict, remove_pick,
+                                                                             seen_gen],
+                                 concurrency_id="tick", concurrency_limit=None, show_progress="hidden")
+    demo.rag_app = app
+    return demo
+
+
+def launch(demo, config: Config, auth: str | None = None, block: bool = True):
+    """Start serving ``demo`` on ``config.host:config.port`` (127.0.0.1 unless told otherwise).
+
+    Parameters
+    ----------
+    demo : gradio.Blocks
+        From :func:`build_app`.
+    config : Config
+        ``host``, ``port`` and ``upload_max_mb``.
+    auth : str, optional
+        ``user:password`` required to open the page.
+    block : bool
+        Serve until interrupted (False: return at once, for tests and benchmarks).
+
+    Returns
+    -------
+    The value of ``Blocks.launch`` (app, local URL, share URL).
+    """
+    creds = parse_auth(auth)
+    css = (ASSETS / "style.css").read_text(encoding="utf-8")
+    js = (ASSETS / "chat.js").read_text(encoding="utf-8")
+    return demo.queue(default_concurrency_limit=CHAT_CONCURRENCY, max_size=MAX_QUEUE).launch(
+        server_name=config.host, server_port=config.port, auth=creds,
+        auth_message="Questions sur vos articles — connexion / sign in", show_error=False,
+        max_file_size=int(config.upload_max_mb * MB), css=css, head=f"<script>{js}</script>",
+        prevent_thread_lock=not block, quiet=not block, footer_links=["api", "settings"])
+
+
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    """``"user:password"`` -> ``("user", "password")``; a value without ``:`` or a part empty is an error."""
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth / RAG_AUTH: expected USER:PASSWORD (both non-empty)")
+    return user, password
 
 
 def serve(config: Config, auth: str | None = None) -> int:
-    """Serve the chat on ``config.host:config.port`` (127.0.0.1 unless told otherwise)."""
-    rag = RAG(config)
-    app = build_app(rag)
-    creds = tuple(auth.split(":", 1)) if auth else None
-    app.queue(default_concurrency_limit=2).launch(server_name=config.host, server_port=config.port,
-                                                  auth=creds, show_error=False)
+    """Serve the chat on ``config.host:config.port`` until interrupted (``rag serve``)."""
+    parse_auth(auth)  # a bad value fails before the model loads
+    app = ChatApp(config)
+    app.warm_up()
+    demo = build_app(app)
+    launch(demo, config, auth=auth, block=True)
     return 0

@@ -1,0 +1,190 @@
+"""HTML and Markdown of the chat page: answers with clickable markers, sources, status, documents.
+
+Every piece of text that comes from a document, a question or the index goes through
+:func:`html.escape` here (and, inside chat Markdown, through :func:`escape_markdown`), so a
+document holding ``<script>`` or an ``onerror=`` attribute shows as text and runs nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from rag.schema import Answer, Citation
+
+from .i18n import t, tn
+
+MARKERS = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")  # '<', '>', '&' become entities first
+MAX_TURNS_SHOWN = 30  # sources of older answers are dropped from the page
+
+
+@dataclass
+class Turn:
+    """One exchange of the chat: the question, the answer, and where its sources are anchored."""
+
+    number: int
+    question: str
+    answer: Answer
+
+
+def escape_markdown(text: str) -> str:
+    """Text made inert for the chat's Markdown renderer: HTML-escaped, Markdown punctuation backslashed.
+
+    ``&``, ``<`` and ``>`` become entities (no tag can open); quotes stay, as they are harmless
+    outside tags and their entities would hold a ``#`` that Markdown escaping would break.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def anchor(turn: int, n: int) -> str:
+    """Element id of citation ``n`` of answer ``turn`` in the sources panel."""
+    return f"rag-src-{turn}-{n}"
+
+
+def marker_link(turn: int, n: int) -> str:
+    """The clickable ``[n]`` of an answer; the page script opens its source."""
+    return f'<a class="rag-cite" href="#{anchor(turn, n)}" title="source {n}">[{n}]</a>'
+
+
+def answer_markdown(answer: Answer, turn: int) -> str:
+    """An answer's text for the chat: escaped, its ``[n]`` markers turned into links to its sources."""
+    known = {c.n for c in answer.citations}
+    parts: list[str] = []
+    pos = 0
+    for m in MARKERS.finditer(answer.answer):
+        numbers = [int(x) for x in re.findall(r"\d+", m.group(1))]
+        if not all(n in known for n in numbers):
+            continue
+        parts.append(escape_markdown(answer.answer[pos:m.start()]))
+        parts.append("".join(marker_link(turn, n) for n in numbers))
+        pos = m.end()
+    parts.append(escape_markdown(answer.answer[pos:]))
+    text = "".join(parts)
+    if answer.notice:
+        text += "\n\n*" + escape_markdown(answer.notice) + "*"
+    return text
+
+
+def question_markdown(question: str) -> str:
+    """A user's question for the chat, shown as typed."""
+    return escape_markdown(question)
+
+
+def highlight_excerpt(citation: Citation) -> str:
+    """The excerpt as HTML, the supporting sentence in ``<mark>`` when its offsets are known.
+
+    ``sentence_start``/``sentence_end`` are offsets in the document text, like ``start``; a
+    sentence outside the excerpt, or unknown offsets, highlight nothing.
+    """
+    text = citation.excerpt
+    s, e = citation.sentence_start, citation.sentence_end
+    if s is None or e is None:
+        return html.escape(text)
+    lo = max(0, s - citation.start)
+    hi = min(len(text), e - citation.start)
+    if hi <= lo:
+        return html.escape(text)
+    return (html.escape(text[:lo]) + '<mark class="rag-support">' + html.escape(text[lo:hi]) + "</mark>"
+            + html.escape(text[hi:]))
+
+
+def _preview(citation: Citation, limit: int = 220) -> str:
+    """A line shown on the closed card: the supporting sentence, else the excerpt's beginning."""
+    s, e = citation.sentence_start, citation.sentence_end
+    if s is not None and e is not None and citation.start <= s < e:
+        text = citation.excerpt[s - citation.start:e - citation.start]
+    else:
+        text = citation.excerpt
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False) -> str:
+    """One source card: marker, title, source, score, and the excerpt (opens on click)."""
+    c = citation
+    score = max(0.0, min(1.0, float(c.score)))
+    return (
+        f'<details class="rag-src" id="{anchor(turn, c.n)}"{" open" if open_ else ""}>'
+        f'<summary><span class="rag-n">[{c.n}]</span> '
+        f'<span class="rag-title">{html.escape(c.title or c.source)}</span>'
+        f'<span class="rag-score" title="{t(lang, "score")} {score:.2f}" style="--rag-score:{score * 100:.0f}%">'
+        f"{score:.2f}</span>"
+        f'<span class="rag-meta">{html.escape(c.source)} · '
+        f'{html.escape(t(lang, "chars", start=c.start, end=c.end))}</span>'
+        f'<span class="rag-preview">{html.escape(_preview(c))}</span>'
+        f"</summary>"
+        f'<div class="rag-excerpt">{highlight_excerpt(c)}</div>'
+        f"</details>"
+    )
+
+
+def sources_html(turns: Sequence[Turn], lang: str, complete: bool = True) -> str:
+    """The sources panel: one section per answer (the latest shown), one card per citation.
+
+    ``data-answers`` holds the number of the latest answer and ``data-complete`` is set once it
+    has finished streaming (a hook for scripts and tests).
+    """
+    if not turns:
+        return f'<div id="rag-sources-body"><p class="rag-empty">{html.escape(t(lang, "sources_empty"))}</p></div>'
+    sections = []
+    shown = turns[-MAX_TURNS_SHOWN:]
+    for i, turn in enumerate(shown):
+        latest = i == len(shown) - 1
+        head = html.escape(t(lang, "sources_for", question=_short(turn.question, 120)))
+        cards = "".join(citation_html(c, turn.number, lang) for c in turn.answer.citations)
+        if not cards:
+            cards = f'<p class="rag-empty">{html.escape(t(lang, "no_sources"))}</p>'
+        sections.append(f'<section class="rag-turn" data-turn="{turn.number}"{"" if latest else " hidden"}>'
+                        f'<h4 class="rag-for">{head}</h4>{cards}</section>')
+    done = " data-complete" if complete else ""
+    return f'<div id="rag-sources-body" data-answers="{turns[-1].number}"{done}>' + "".join(sections) + "</div>"
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def status_html(status: dict | None, lang: str, error: str = "") -> str:
+    """The index status line: documents, chunks, model, last update."""
+    if status is None:
+        return f'<div class="rag-status rag-status-bad">{html.escape(t(lang, "status_missing", error=error))}</div>'
+    updated = str(status.get("updated", "")).replace("T", " ").replace("+00:00", " UTC")
+    model = str(status.get("model", "")).rsplit("/", 1)[-1]
+    text = t(lang, "status", documents=tn(lang, "n_documents", int(status.get("documents", 0))),
+             chunks=tn(lang, "n_chunks", int(status.get("chunks", 0))), model=model, updated=updated)
+    return f'<div class="rag-status" title="{html.escape(str(status.get("model", "")))}">{html.escape(text)}</div>'
+
+
+def documents_html(docs: Iterable[dict], lang: str) -> str:
+    """The table of indexed documents: title, source, passages, language."""
+    rows = "".join(
+        f"<tr><td>{html.escape(d.get('title') or '')}</td><td><code>{html.escape(d.get('source') or '')}</code></td>"
+        f"<td class='rag-num'>{int(d.get('chunks') or 0)}</td><td>{html.escape(d.get('lang') or '')}</td></tr>"
+        for d in docs)
+    head = "".join(f"<th>{html.escape(t(lang, k))}</th>"
+                   for k in ("doc_col_title", "doc_col_source", "doc_col_chunks", "doc_col_lang"))
+    return (f'<h4 class="rag-for">{html.escape(t(lang, "doc_list"))}</h4>'
+            f'<div class="rag-docs"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
+
+
+def document_choices(docs: Iterable[dict]) -> list[tuple[str, str]]:
+    """(label, document id) pairs for the document pickers; labels are shown as text by the page."""
+    out = []
+    for d in docs:
+        title = _short(d.get("title") or "", 70)
+        out.append((f"{title} — {d.get('source', '')}" if title else str(d.get("source", "")), d["id"]))
+    return out
+
+
+def message_list(turns: Sequence[Turn]) -> list[dict]:
+    """The chat history in the Chatbot's messages format."""
+    out: list[dict] = []
+    for turn in turns:
+        out.append({"role": "user", "content": question_markdown(turn.question)})
+        out.append({"role": "assistant", "content": answer_markdown(turn.answer, turn.number)})
+    return out
