@@ -398,3 +398,14 @@ def test_a_bad_login_value_is_refused_before_serving():
                           cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2 and "USER:PASSWORD" in proc.stderr
+
+
+def test_the_ask_api_answers_with_the_answer_json_and_needs_the_login(server):
+    from gradio_client import Client
+
+    url = server[0]
+    ans = Client(url, auth=(USER, PASSWORD), verbose=False).predict(SEED_QUESTION, 3, api_name="/ask")
+    assert SEED_FACT in ans["answer"] and not ans["abstained"]
+    assert 1 <= len(ans["citations"]) <= 3 and {"excerpt", "start", "end", "source"} <= ans["citations"][0].keys()
+    with pytest.raises(Exception):
+        Client(url, auth=(USER, "wrong"), verbose=False)

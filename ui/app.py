@@ -167,6 +167,10 @@ class ChatApp:
         turns = [*turns, Turn(number, question, answer)]
         yield message_list(turns), sources_html(turns, lang), turns, "", False
 
+    def ask_api(self, question: str, k: int = 5) -> dict:
+        """The ``/ask`` API endpoint: one question, the Answer JSON of the design."""
+        return self.rag.ask(str(question), k=max(1, min(int(k), 20))).to_json()
+
     def clear(self, lang: str) -> tuple:
         """Empty chat, no sources, a fresh conversation."""
         return [], sources_html([], lang), [], "", False
@@ -341,6 +345,8 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
         gr.Timer(REFRESH_S).tick(app.refresh, [seen_gen, lang, restrict], [header, doc_table, restrict, remove_pick,
                                                                              seen_gen],
                                  concurrency_id="tick", concurrency_limit=None, show_progress="hidden")
+        gr.api(app.ask_api, api_name="ask", concurrency_id="chat", concurrency_limit=CHAT_CONCURRENCY,
+               api_description="Answer one question; returns the Answer JSON (answer, abstained, citations).")
     demo.rag_app = app
     return demo
 
