@@ -3,7 +3,9 @@
 The extractive answerer quotes whole sentences, so the cut must be right in French and English:
 a sentence ends at ``.``, ``!``, ``?`` or ``…`` (closing quotes and brackets included) followed by
 white space and a capital, a digit or an opening quote, and never after an abbreviation
-(``M.``, ``Mme``, ``J.-C.``, ``av.``) or an initial (``J. K.``); every line break ends one too.
+(``M.``, ``Mme``, ``J.-C.``, ``av.``) or an initial (``J. K.``). A blank line ends one too, and so
+does a single line break after a heading (a short line without final punctuation); other single
+line breaks are hard wraps inside a sentence.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-_END = re.compile(r"[.!?…]+[\"'”»’)\]]*(?:[ \u00a0\u202f]+[»”])?\s+|\n+")
+_END = re.compile(r"[.!?…]+[\"'”»’)\]]*(?:[ \u00a0\u202f]+[»”])?\s+|\n[ \t]*\n\s*|\n")
+HEADING_WORDS = 10  # a line of at most this many words, without final punctuation, is a heading
 _STARTS_SENTENCE = re.compile(r"[\"'“«(\[—–-]?\s*[A-ZÀ-ÖØ-Þ0-9]")
 _ABBREVIATIONS = frozenset(
     "m mm mme mmes mlle mlles dr pr me mgr st ste av apr j.-c jc etc cf env vol p pp n no nos gén gal col cdt lt "
@@ -62,11 +65,20 @@ def split_sentences(text: str) -> list[Span]:
     spans: list[Span] = []
     start = 0
     for m in _END.finditer(text):
-        if m.group().startswith("\n") or _is_boundary(text, m):
+        if _is_line_break(text, m) if m.group().startswith("\n") else _is_boundary(text, m):
             spans.extend(_trimmed(text, start, m.end()))
             start = m.end()
     spans.extend(_trimmed(text, start, len(text)))
     return spans
+
+
+def _is_line_break(text: str, m: re.Match) -> bool:
+    """A blank line, or a single line break that ends a heading (not a hard wrap)."""
+    if m.group().count("\n") > 1:
+        return True
+    line = text[text.rfind("\n", 0, m.start()) + 1:m.start()].strip()
+    return (len(line.split()) <= HEADING_WORDS and not re.search(r"[.!?…]\s|[,;:(\-–—]$", line)
+            and bool(_STARTS_SENTENCE.match(text, m.end())))
 
 
 def _is_boundary(text: str, m: re.Match) -> bool:

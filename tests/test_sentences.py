@@ -63,3 +63,11 @@ def test_names_skip_the_first_word_and_places_follow_a_preposition():
     sentence = "Le ministre américain Marco Rubio est arrivé à Mascate, la capitale d'Oman."
     assert names(sentence) == ["Marco", "Rubio", "Mascate"]
     assert places(sentence) == ["Mascate", "Oman"]
+
+
+def test_hard_wrapped_lines_are_joined_but_headings_stand_alone():
+    text = "Solar farm opens in Nevada\n\nThe largest solar farm opened on Monday near Las Vegas. The plant can power\n" \
+           "120,000 homes, its operator said.\nA new heading\nConstruction took three years."
+    assert cut(text) == ["Solar farm opens in Nevada", "The largest solar farm opened on Monday near Las Vegas.",
+                         "The plant can power\n120,000 homes, its operator said.", "A new heading",
+                         "Construction took three years."]
