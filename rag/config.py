@@ -163,3 +163,7 @@ def _validate(cfg: Config) -> None:
         raise bad("top_k", "must be at least 1")
     if cfg.max_file_mb <= 0:
         raise bad("max_file_mb", "must be positive")
+    if not 0.0 <= cfg.abstain_threshold <= 1.0:
+        raise bad("abstain_threshold", "must be between 0 and 1")
+    if cfg.llm_timeout <= 0:
+        raise bad("llm_timeout", "must be positive (seconds)")

@@ -42,3 +42,15 @@ def test_citation_carries_the_excerpt_and_the_supporting_sentence():
     c = citation_for(2, hit, (131, 152))
     assert (c.n, c.excerpt, c.start, c.end, c.sentence_start, c.sentence_end) == (2, text, 100, 100 + len(text), 131, 152)
     assert text[c.sentence_start - c.start:c.sentence_end - c.start] == "Il mesure 180 mètres."
+
+
+def test_answer_settings_come_from_the_environment_and_are_checked():
+    from rag.config import ConfigError, load_config
+
+    cfg = load_config(env={"RAG_LLM_BASE_URL": "http://127.0.0.1:11434/v1", "RAG_LLM_MODEL": "qwen2.5:3b",
+                           "RAG_LLM_TIMEOUT": "5", "RAG_ABSTAIN_THRESHOLD": "0.4"})
+    assert default_mode(cfg) is AnswerMode.LLM and cfg.llm_timeout == 5.0 and cfg.abstain_threshold == 0.4
+    with pytest.raises(ConfigError, match="RAG_ABSTAIN_THRESHOLD.*between 0 and 1"):
+        load_config(env={"RAG_ABSTAIN_THRESHOLD": "30"})
+    with pytest.raises(ConfigError, match="RAG_LLM_TIMEOUT.*positive"):
+        load_config(env={"RAG_LLM_TIMEOUT": "0"})
