@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Protocol
 
 from .config import Config
+from .questions import Turn
 from .schema import Answer, Citation, Hit
 
 if TYPE_CHECKING:
     from .extractive import TermStats
 
-Turn = tuple[str, str]  # (question, answer text) of an earlier exchange in a chat
 
 NO_ANSWER = {
     "fr": "Je ne trouve pas la réponse dans les articles indexés.",

@@ -180,7 +180,10 @@ class LLMAnswerer:
     mode = AnswerMode.LLM
 
     def __init__(self, config: Config, fallback):
-        import openai
+        try:
+            import openai
+        except ImportError:
+            raise ValueError("answer mode 'llm' needs the openai package: pip install 'rag[llm]'") from None
 
         self.config = config
         self.fallback = fallback

@@ -97,14 +97,14 @@ _ANAPHORA = {
     "en": re.compile(r"^\s*(?:and|but|then|so)\b|\b(?:he|she|it|they|him|her|them|his|hers|its|their|theirs|there|"
                      r"this|that|these|those)\b", re.I),
 }
-FOLLOWUP_MAX_TERMS = 3  # a question with this few content terms is read as elliptic
+ELLIPTIC_TERMS = 1  # a question with at most this many content terms is read as elliptic
 
 
 def is_followup(question: str, lang: str = "fr") -> bool:
     """True when ``question`` reads as depending on an earlier one (pronoun, ``Et…``, very short)."""
     if _ANAPHORA.get(lang, _ANAPHORA["fr"]).search(question):
         return True
-    return len(set(analyze(question, lang))) <= FOLLOWUP_MAX_TERMS - 2
+    return len(set(analyze(question, lang))) <= ELLIPTIC_TERMS
 
 
 def rewrite_followup(question: str, history: Sequence[Turn] | None, lang: str = "fr") -> str:
@@ -151,8 +151,3 @@ def _complete(question: str, previous: str, lang: str) -> str:
         if w not in seen:
             seen.append(w)
     return f"{question} {' '.join(seen)}".strip() if seen else question
-
-
-def content_terms(text: str, lang: str) -> list[str]:
-    """The BM25 terms of ``text`` in order, without repeats."""
-    return list(dict.fromkeys(analyze(text, lang)))
