@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print one Answer JSON object per line")
     a.add_argument("-k", type=int, metavar="N", help="passages to retrieve (default: top_k = 5)")
     a.add_argument("--doc", action="append", metavar="NAME", help="restrict to a document (source, folder, id or title); repeatable")
+    a.add_argument("--mode", choices=["extractive", "llm"],
+                   help="extractive (quoted sentences, offline) or llm (RAG_LLM_BASE_URL + RAG_LLM_MODEL); "
+                        "default: llm when an endpoint is configured")
 
     e = sub.add_parser("eval", help="measure retrieval and answers on a Q&A set",
                        description="Evaluate on a Q&A set: JSONL (id, question, answers, doc) or SQuAD-format JSON.")
@@ -243,15 +246,25 @@ def read_questions(path: str) -> list[str]:
 
 
 def format_answer(ans) -> str:
-    """An answer and its sources, for a terminal."""
+    """An answer and its sources, for a terminal: each marker's excerpt, around its supporting sentence."""
     lines = [ans.answer, ""]
     for c in ans.citations:
-        excerpt = " ".join(c.excerpt.split())
         lines.append(f"[{c.n}] {c.title} ({c.source}, chars {c.start}-{c.end}, score {c.score:.2f})")
-        lines.append(f"    {excerpt[:400]}{'…' if len(excerpt) > 400 else ''}")
+        lines.append(f"    {_excerpt_around(c)}")
     if ans.notice:
         lines.append(f"note: {ans.notice}")
     return "\n".join(lines)
+
+
+def _excerpt_around(c, width: int = 400) -> str:
+    """At most ``width`` characters of the excerpt, centred on the supporting sentence when known."""
+    lo, hi = 0, len(c.excerpt)
+    if c.sentence_start is not None and c.sentence_end is not None:
+        lo, hi = c.sentence_start - c.start, c.sentence_end - c.start
+    pad = max(0, (width - (hi - lo)) // 2)
+    a, b = max(0, lo - pad), min(len(c.excerpt), hi + pad)
+    text = " ".join(c.excerpt[a:b].split())
+    return ("…" if a > 0 else "") + text + ("…" if b < len(c.excerpt) else "")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -270,7 +283,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     questions = read_questions(args.questions) if args.questions else [args.question]
     rag = RAG(_config(args))
     for q in questions:
-        ans = rag.ask(q, k=args.k, docs=args.doc)
+        ans = rag.ask(q, k=args.k, docs=args.doc, mode=args.mode)
         if args.json:
             print(json.dumps(ans.to_json(), ensure_ascii=False), flush=True)
         else:

@@ -51,7 +51,8 @@ class Config:
     default_lang : str
         Language assumed when a text is too short to tell.
     abstain_threshold : float
-        Below this evidence score the extractive answerer abstains.
+        The extractive answerer abstains when its evidence (in [0, 1]) is below this; 0 never abstains
+        (calibrated on PIAF-dev and the seed questions, see README "Answers").
     llm_base_url, llm_model, llm_api_key : str
         Optional OpenAI-compatible endpoint; empty means extractive answers only.
     llm_timeout : float
@@ -77,7 +78,7 @@ class Config:
     candidates: int = 100
     bm25_weight: float = 0.8
     default_lang: str = "fr"
-    abstain_threshold: float = 0.25
+    abstain_threshold: float = 0.3
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""
@@ -175,3 +176,7 @@ def _validate(cfg: Config) -> None:
         raise bad("upload_max_mb", "must be positive")
     if cfg.ui_lang not in ("", "fr", "en"):
         raise bad("ui_lang", "must be fr, en or empty (the browser's language)")
+    if not 0.0 <= cfg.abstain_threshold <= 1.0:
+        raise bad("abstain_threshold", "must be between 0 and 1")
+    if cfg.llm_timeout <= 0:
+        raise bad("llm_timeout", "must be positive (seconds)")

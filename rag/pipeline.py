@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Iterator, Sequence
 
-from .answering import passages_answer
+from .answering import AnswerMode, Answerer, Request, Turn, abstain, make_answerer, parse_mode
 from .config import Config, load_config
+from .extractive import TermStats
+from .questions import rewrite_followup
 from .retrieval import Retriever
 from .schema import Answer
 from .text import detect_language
-
-Turn = tuple[str, str]  # (question, answer text) of an earlier exchange in a chat
 
 
 class RAG:
@@ -34,6 +35,26 @@ class RAG:
     def __init__(self, config: Config | None = None, index_dir: str | os.PathLike | None = None):
         self.config = config or load_config()
         self.retriever = Retriever(self.config, index_dir)
+        self._answerers: dict[AnswerMode, Answerer] = {}
+        self._stats: tuple[int, TermStats] | None = None
+        self._lock = threading.Lock()
+
+    def answerer(self, mode: AnswerMode | str | None = None) -> Answerer:
+        """The answerer for ``mode`` (default from the configuration), created once."""
+        chosen = parse_mode(mode, self.config)
+        with self._lock:
+            if chosen not in self._answerers:
+                self._answerers[chosen] = make_answerer(self.config, chosen)
+            return self._answerers[chosen]
+
+    def term_stats(self) -> TermStats:
+        """Term statistics of the current index generation (read once per generation)."""
+        manifest, lexical = self.retriever.manifest, self.retriever.lexical
+        generation = manifest.generation if manifest else -1
+        with self._lock:
+            if self._stats is None or self._stats[0] != generation:
+                self._stats = (generation, TermStats.from_lexical(lexical))
+            return self._stats[1]
 
     def ask(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
             history: Sequence[Turn] | None = None, mode: str | None = None) -> Answer:
@@ -55,18 +76,49 @@ class RAG:
         Returns
         -------
         Answer
+            ``abstained`` is true, and the text says so in the question's language, when the
+            passages do not hold the answer.
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``mode``, or ``"llm"`` without an endpoint configured.
         """
-        final = None
-        for final in self.ask_stream(question, k, docs, history, mode):
-            pass
-        return final
+        t0 = time.perf_counter()
+        answerer = self.answerer(mode)
+        request = self._request(question, k, docs, history)
+        answer = answerer.answer(request) if request else abstain(question, self._language(question, history),
+                                                                    mode=answerer.mode.value)
+        answer.latency_ms = (time.perf_counter() - t0) * 1000
+        return answer
 
     def ask_stream(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
                    history: Sequence[Turn] | None = None, mode: str | None = None) -> Iterator[Answer]:
         """Like :meth:`ask`, yielding partial answers as they grow; the last one is complete."""
         t0 = time.perf_counter()
-        lang = detect_language(question, self.config.default_lang)
-        hits = self.retriever.search(question, k or self.config.top_k, docs=docs, lang=lang) if question.strip() else []
-        answer = passages_answer(question, hits, lang)
-        answer.latency_ms = (time.perf_counter() - t0) * 1000
-        yield answer
+        answerer = self.answerer(mode)
+        request = self._request(question, k, docs, history)
+        if request is None:
+            yield abstain(question, self._language(question, history), mode=answerer.mode.value)
+            return
+        for partial in answerer.stream(request):
+            partial.latency_ms = (time.perf_counter() - t0) * 1000
+            yield partial
+
+    def _language(self, question: str, history: Sequence[Turn] | None) -> str:
+        """The question's language; a question too short to tell takes the chat's language."""
+        default = self.config.default_lang
+        if history:
+            default = detect_language(history[-1][0], default)
+        return detect_language(question, default)
+
+    def _request(self, question: str, k: int | None, docs: Sequence[str] | None,
+                 history: Sequence[Turn] | None) -> Request | None:
+        """Retrieve the passages for ``question`` (completed from ``history``); None for a blank question."""
+        if not question.strip():
+            return None
+        history = list(history or [])
+        lang = self._language(question, history)
+        query = rewrite_followup(question, history, lang)
+        hits = self.retriever.search(query, k or self.config.top_k, docs=docs, lang=lang)
+        return Request(question, hits, lang, query, history, self.term_stats())

@@ -89,3 +89,19 @@ def corpus(tmp_path) -> Path:
     (folder / "pont.txt").write_text(ARTICLE_FR, encoding="utf-8")
     (folder / "solar.md").write_text("# " + ARTICLE_EN, encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session")
+def answer_index(tmp_path_factory, embedder) -> Path:
+    """A built index (real model, FAISS, SQLite) of the seed article, a French and an English article."""
+    from rag.config import Config
+    from rag.indexer import Indexer
+
+    root = tmp_path_factory.mktemp("answer")
+    folder = root / "articles"
+    folder.mkdir()
+    shutil.copy(next(SEEDS.glob("*.txt")), folder / "seed.txt")
+    (folder / "pont.txt").write_text(ARTICLE_FR, encoding="utf-8")
+    (folder / "solar.md").write_text("# " + ARTICLE_EN, encoding="utf-8")
+    Indexer(Config(index_dir=str(root / "index"))).build([folder], progress=False)
+    return root / "index"

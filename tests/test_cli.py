@@ -89,3 +89,18 @@ def test_help_explains_the_commands():
     assert res.returncode == 0
     for word in ("index", "ask", "eval", "serve", "RAG_"):
         assert word in res.stdout
+
+
+def test_ask_prints_the_answer_then_each_source_around_its_sentence(built):
+    index, _ = built
+    res = rag("ask", "Quelle est la capitale d'Oman ?", "--index", str(index))
+    assert res.returncode == 0, res.stderr
+    answer, sources = res.stdout.split("\n\n", 1)
+    assert "Mascate" in answer and answer.rstrip().endswith("[1]")
+    assert sources.startswith("[1] ") and "000_7bf8fbc2ce84b06f.txt, chars " in sources and "Mascate" in sources
+
+
+def test_ask_llm_mode_without_endpoint_is_a_usage_error_naming_the_settings(built):
+    index, _ = built
+    env_free = rag("ask", "Qui ?", "--index", str(index), "--mode", "llm")
+    assert env_free.returncode == 2 and "RAG_LLM_BASE_URL" in env_free.stderr and "Traceback" not in env_free.stderr
