@@ -18,7 +18,7 @@ def rag(tmp_path_factory, embedder):
     return RAG(cfg)
 
 
-@pytest.mark.parametrize("question", ["", "   \n\t  "])
+@pytest.mark.parametrize("question", ["", "   \n\t  ", "?!…", "\x00\x01\x02"])
 def test_empty_or_contentless_questions_abstain(rag, question):
     ans = rag.ask(question)
     assert ans.abstained and ans.answer and not ans.citations
