@@ -3,7 +3,8 @@
 Plain reciprocal rank fusion of a strong retriever (BM25 on French) and a weak one (an
 English embedding model on French) is worse than the strong one alone; a convex combination
 of min-max-normalised scores keeps the strong one in charge and lets the other break ties and
-rescue paraphrases. The default weight comes from measurements on PIAF-dev (see README).
+rescue paraphrases. The default weight comes from measurements on PIAF-dev (README,
+"Evaluation"), as do the lexical side's choices (:mod:`rag.lexical`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import enum
 import logging
 import os
 import threading
+from collections import OrderedDict
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from .config import Config
 from .embedding import Embedder, canonical_model_name, get_embedder
-from .lexical import LexicalIndex, analyze
+from .lexical import LexicalIndex, LexicalMismatch
 from .schema import Hit
 from .store import FORMAT_VERSION, IndexCorrupt, IndexMismatch, Manifest, Store
 from .text import detect_language, normalize_answer
@@ -106,6 +108,7 @@ class Retriever:
         self.store = Store(index_dir or config.index_dir)
         self._embedder = embedder
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
         self.manifest: Manifest | None = None
         self.vectors: VectorIndex | None = None
         self.lexical: LexicalIndex | None = None
@@ -137,6 +140,8 @@ class Retriever:
         try:
             vectors = VectorIndex.load(folder / "vectors.faiss")
             lexical = LexicalIndex.load(folder / "lexical")
+        except LexicalMismatch as exc:
+            raise IndexMismatch(f"{exc}; rebuild the index: rag index build --rebuild --index {self.store.folder}") from None
         except (OSError, RuntimeError, ValueError, KeyError) as exc:
             raise IndexCorrupt(f"{folder}/: search files unreadable ({exc}); rebuild with: "
                                f"rag index build --index {self.store.folder}") from None
@@ -180,12 +185,26 @@ class Retriever:
         lex = dense = empty
         if mode is not Mode.DENSE:
             mask = None if allowed is None else np.isin(lexical.ids, allowed).astype(np.float32)
-            lex = lexical.search(analyze(question, lang), n, mask)
+            lex = lexical.search(question, n, mask, lang, self.config.doc_weight)
         if mode is not Mode.BM25 and question.strip():
-            dense = vectors.search(self.embedder.encode([question])[0], n, allowed)
+            dense = vectors.search(self.query_vector(question), n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
         fused = fuse(lex, dense, weight)
         return collapse(self._hits(fused[: 3 * k + 10]), k)
+
+    def query_vector(self, question: str) -> np.ndarray:
+        """The question's embedding; the last 256 are kept, so asking again does not re-encode."""
+        with self._lock:
+            vec = self._queries.get(question)
+            if vec is not None:
+                self._queries.move_to_end(question)
+                return vec
+        vec = self.embedder.encode([question])[0]
+        with self._lock:
+            self._queries[question] = vec
+            while len(self._queries) > 256:
+                self._queries.popitem(last=False)
+        return vec
 
     def _hits(self, fused: list[tuple[int, float, float, float]]) -> list[Hit]:
         rows = self.store.chunk_rows([cid for cid, *_ in fused])
