@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compare", metavar="OLD.json", help="print the difference per metric against an older report")
     e.add_argument("--fail-under", action="append", default=[], metavar="METRIC=VALUE",
                    help="exit 1 if METRIC (e.g. retrieval.mrr@10) is below VALUE; repeatable")
+    e.add_argument("--retrieval-only", action="store_true", help="measure retrieval only, do not answer")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     sv = sub.add_parser("serve", help="serve the web chat", description="Serve the Gradio web chat.")
     _index_arg(sv)

@@ -37,7 +37,9 @@ _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _STEMMERS = {"fr": "french", "en": "english"}
 _STOPWORDS = {
     "fr": frozenset(STOPWORDS_FRENCH) | frozenset("les a cet cette ces dont où y quel quelle quels quelles".split()),
-    "en": frozenset(STOPWORDS_EN),
+    # bm25s's English list is Lucene's 33 words; pronouns and auxiliaries added
+    "en": frozenset(STOPWORDS_EN) | frozenset("i me my we our you your he him his she her its them were been being "
+                                              "am has have had would could should can may might from than also".split()),
 }
 # Words that ask rather than say: dropped from questions only ("comment" and "when" can be content in articles).
 QUESTION_WORDS = {

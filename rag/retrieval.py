@@ -71,23 +71,31 @@ def _overlaps(a: Hit, b: Hit) -> bool:
     return a.doc_id == b.doc_id and a.start < b.end and b.start < a.end
 
 
-def _near_duplicate(a: Hit, b: Hit, threshold: float = 0.9) -> bool:
-    ta, tb = set(normalize_answer(a.text).split()), set(normalize_answer(b.text).split())
-    if not ta or not tb:
+def _words(hit: Hit) -> frozenset[str]:
+    return frozenset(normalize_answer(hit.text).split())
+
+
+def _near_duplicate(a: frozenset[str], b: frozenset[str], threshold: float = 0.9) -> bool:
+    if not a or not b:
         return False
-    return len(ta & tb) / len(ta | tb) >= threshold
+    return len(a & b) / len(a | b) >= threshold
 
 
 def collapse(hits: Iterable[Hit], k: int) -> list[Hit]:
-    """Keep the best of overlapping chunks of a document and of near-duplicate texts, up to ``k``."""
-    kept: list[Hit] = []
+    """Keep the best of overlapping chunks of a document and of near-duplicate texts, up to ``k``.
+
+    Near-duplicates share at least 90% of their normalised words (Jaccard), e.g. the same
+    wire story published twice.
+    """
+    kept: list[tuple[Hit, frozenset[str]]] = []
     for h in hits:
-        if any(_overlaps(h, o) or _near_duplicate(h, o) for o in kept):
+        words = _words(h)
+        if any(_overlaps(h, o) or _near_duplicate(words, w) for o, w in kept):
             continue
-        kept.append(h)
+        kept.append((h, words))
         if len(kept) == k:
             break
-    return kept
+    return [h for h, _ in kept]
 
 
 class Retriever:
