@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="measure retrieval and answers on a Q&A set",
                        description="Evaluate on a Q&A set: JSONL (id, question, answers, doc) or SQuAD-format JSON.")
     e.add_argument("qa_file", metavar="QA_FILE")
-    e.add_argument("--docs", nargs="+", metavar="PATH", help="index these for the run (a SQuAD .json adds its paragraphs)")
+    e.add_argument("--docs", nargs="+", metavar="PATH",
+                   help="index these for the run (a SQuAD .json adds its paragraphs); kept in a cache folder, "
+                        "or in --index DIR if given, so later runs encode only what changed")
     _index_arg(e)
     e.add_argument("--out", metavar="REPORT.json", help="write the JSON report")
     e.add_argument("--markdown", metavar="REPORT.md", help="write a Markdown report with plots")

@@ -111,7 +111,7 @@ class QuestionResult:
     answers: list[str]
     gold: list[str]
     ranks: dict[str, int | None] = field(default_factory=dict)        # mode -> rank of the gold document
-    first: dict[str, str] = field(default_factory=dict)               # mode -> source of the first hit
+    first: dict[str, str] = field(default_factory=dict)               # mode -> "title (source)" of the first hit
     latency_ms: dict[str, float] = field(default_factory=dict)        # mode or "answer" -> ms
     answer: str | None = None
     abstained: bool | None = None
@@ -150,13 +150,20 @@ def evaluate(qa: QASet, rag: Any, run: EvalRun) -> list[QuestionResult]:
     """Ask every question (through ``rag``, a :class:`rag.pipeline.RAG`) and record what happened.
 
     For each question the query embedding is computed once and timed; each retrieval mode's
-    latency and the answer's latency include it when they use it.
+    latency and the answer's latency include it when they use it. One warm-up question (not
+    counted) loads the model first.
     """
     from tqdm import tqdm
 
     retriever = rag.retriever
     items = qa.items[: run.limit] if run.limit else qa.items
     dense_needed = run.answers or any(m is not Mode.BM25 for m in run.modes)
+    if items:  # first calls load the model and warm caches: a one-time cost, not a question's latency
+        warm = items[0].question + " ?"
+        for mode in run.modes:
+            retriever.search(warm, DEPTH, mode=mode)
+        if run.answers:
+            rag.ask(warm, k=run.k)
     out = []
     for item in tqdm(items, desc="rag eval", unit="q", disable=None if run.progress else True, file=sys.stderr):
         res = QuestionResult(item.id, item.question, item.answers, item.gold)
@@ -170,7 +177,7 @@ def evaluate(qa: QASet, rag: Any, run: EvalRun) -> list[QuestionResult]:
             ms = (time.perf_counter() - t0) * 1000 + (encode_ms if mode is not Mode.BM25 else 0.0)
             res.latency_ms[mode.value] = round(ms, 2)
             res.ranks[mode.value] = first_gold_rank([h.doc_id for h in hits], item.gold) if item.gold else None
-            res.first[mode.value] = hits[0].source if hits else ""
+            res.first[mode.value] = f"{hits[0].title} ({hits[0].source})" if hits else ""
         if run.answers:
             ans = rag.ask(item.question, k=run.k)
             res.latency_ms["answer"] = round(ans.latency_ms + encode_ms, 2)
@@ -223,21 +230,24 @@ def cache_root(config: Config) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag"
 
 
-def docs_index(paths: Sequence[str], config: Config, progress: bool = True) -> tuple[Path, bool]:
-    """Bring the cached index of ``paths`` up to date and return (its folder, whether it was reused).
+def docs_index(paths: Sequence[str], config: Config, progress: bool = True,
+               folder: Path | None = None) -> tuple[Path, bool]:
+    """Bring the index of ``paths`` up to date and return (its folder, whether it existed).
 
-    The folder is named by the paths and the model, chunking and index format, so a run on the
-    same corpus encodes only what changed since the last one.
+    Without ``folder``, the index lives in the cache (:func:`cache_root`), in a folder named by
+    the paths and the model, chunking and index format, so a run on the same corpus encodes only
+    what changed since the last one.
     """
     from .indexer import Indexer
 
     resolved = sorted(str(Path(p).resolve()) for p in paths)
-    key = json.dumps([resolved, canonical_model_name(config.model), config.chunk_tokens, config.chunk_overlap,
-                      config.title_tokens, FORMAT_VERSION])
-    folder = cache_root(config) / "eval-index" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if folder is None:
+        key = json.dumps([resolved, canonical_model_name(config.model), config.chunk_tokens, config.chunk_overlap,
+                          config.title_tokens, FORMAT_VERSION])
+        folder = cache_root(config) / "eval-index" / hashlib.sha256(key.encode()).hexdigest()[:16]
     reused = (folder / "rag.sqlite").exists()
     report = Indexer(config).build(paths, index_dir=folder, wait=600, progress=progress)
-    (folder / "paths.json").write_text(json.dumps({"paths": resolved}, indent=1), encoding="utf-8")
+    (folder / "eval-paths.json").write_text(json.dumps({"paths": resolved}, indent=1), encoding="utf-8")
     for s in report.skipped:
         print(f"rag eval: skipped {s.path}: {s.reason}", file=sys.stderr)
     return folder, reused
@@ -264,8 +274,8 @@ def run_cli(args: argparse.Namespace, config: Config) -> int:
         print("rag eval: --limit and -k must be at least 1", file=sys.stderr)
         return 2
     docs = args.docs or ([str(qa.path)] if qa.kind == "squad" and not args.index else None)
-    if docs:
-        index_dir, cached = docs_index(docs, config, progress)
+    if docs:  # with --index too, the documents are indexed there instead of in the cache
+        index_dir, cached = docs_index(docs, config, progress, Path(args.index) if args.index else None)
     else:
         index_dir, cached = Path(config.index_dir), False
         if not (index_dir / "rag.sqlite").exists():
@@ -288,6 +298,7 @@ def run_cli(args: argparse.Namespace, config: Config) -> int:
              "docs": [str(p) for p in docs] if docs else None}
     report = summarize(qa, results, run, config, index)
     report["seconds"] = round(time.perf_counter() - t0, 1)
+    report["command"] = command_line(args)
     print(reports.summary_table(report))
     if old is not None:
         print(reports.compare_table(old, report))
@@ -299,6 +310,24 @@ def run_cli(args: argparse.Namespace, config: Config) -> int:
     for line in failed:
         print(f"rag eval: {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``rag eval`` command that reproduces a run (outputs and thresholds left out)."""
+    parts = ["rag", "eval", args.qa_file]
+    if args.docs:
+        parts += ["--docs", *args.docs]
+    if args.index:
+        parts += ["--index", args.index]
+    if args.mode != "hybrid":
+        parts += ["--mode", args.mode]
+    if args.k:
+        parts += ["-k", str(args.k)]
+    if args.limit:
+        parts += ["--limit", str(args.limit)]
+    if getattr(args, "retrieval_only", False):
+        parts.append("--retrieval-only")
+    return " ".join(parts)
 
 
 def result_rows(results: list[QuestionResult]) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ def hit_curve_png(report: Mapping[str, Any], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     ks = list(range(1, 11))
     lows = []
-    for mode, table in report["modes"].items():
+    for i, (mode, table) in enumerate(report["modes"].items()):
         curve = table.get("hit_curve") or []
         if not curve:
             continue
@@ -42,8 +42,8 @@ def hit_curve_png(report: Mapping[str, Any], path: Path) -> Path | None:
         line, marker, z = STYLES.get(mode, ("-", "o", 1))
         ax.plot(ks, curve, ls=line, marker=marker, ms=5, lw=2, color=COLORS.get(mode), zorder=z,
                 label=f"{mode}  (MRR@10 {table['mrr@10']:.3f}, hit@5 {table['hit@5']:.3f})")
-        ax.annotate(f"{curve[-1]:.3f}", (10, curve[-1]), textcoords="offset points", xytext=(6, -3), fontsize=8,
-                    color=COLORS.get(mode))
+        ax.annotate(f"{curve[-1]:.3f}", (10, curve[-1]), textcoords="offset points", xytext=(6, 5 - 9 * i),
+                    fontsize=8, color=COLORS.get(mode))  # staggered: close curves end at close values
     ax.set_xticks(ks)
     ax.set_xlim(0.7, 11.2)
     ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.01)

@@ -126,9 +126,10 @@ ANSWER_HEADER = ["contains", "f1", "citation precision", "abstained (unanswerabl
 
 def summary_table(report: Mapping[str, Any]) -> str:
     """What ``rag eval`` prints: the dataset, retrieval per mode, answers."""
+    idx = report["index"]
     head = (f"{report['dataset']}: {report['questions']} questions ({report['answerable']} answerable, "
-            f"{report['abstention']['unanswerable']} unanswerable), {report['index']['documents']} documents, "
-            f"{report['index']['chunks']} chunks, {report.get('seconds', 0)} s")
+            f"{report['abstention']['unanswerable']} unanswerable), {_n(idx['documents'], 'document')}, "
+            f"{_n(idx['chunks'], 'chunk')}, {report.get('seconds', 0)} s")
     parts = [head, "", _rows(MODE_HEADER, mode_rows(report))]
     if report["answer"]["contains"] is not None or report["abstention"]["abstained"] is not None:
         parts += ["", f"answers (k={report['k']}):", _rows(ANSWER_HEADER, [answer_row(report)])]
@@ -180,7 +181,7 @@ def write_markdown(report: Mapping[str, Any], results: list[QuestionResult], pat
     idx, abst = report["index"], report["abstention"]
     lines = [f"# Evaluation: {_md(report['dataset'])}", "",
              f"{report['questions']} questions ({report['answerable']} answerable, {abst['unanswerable']} that the "
-             f"corpus cannot answer) over {idx['documents']} documents cut into {idx['chunks']} chunks. "
+             f"corpus cannot answer) over {_n(idx['documents'], 'document')} cut into {_n(idx['chunks'], 'chunk')}. "
              f"Retrieval looks at the first 10 passages; answers use k = {report['k']}. "
              f"Run of {report['created']}, {report.get('seconds', 0)} s.", "",
              "## Retrieval", "",
@@ -200,14 +201,21 @@ def write_markdown(report: Mapping[str, Any], results: list[QuestionResult], pat
     lines += _missed(report, results)
     cfg = report["config"]
     keys = ("model", "chunk_tokens", "chunk_overlap", "title_tokens", "candidates", "bm25_weight", "doc_weight", "top_k")
-    lines += ["## Settings", "", ", ".join(f"`{k}` = {cfg[k]}" for k in keys if k in cfg) + ".", "",
-              f"Index: `{idx['folder']}`" + (" (cached)" if idx.get("cached") else "") + ".", ""]
+    lines += ["## Settings", "", ", ".join(f"`{k}` = {cfg[k]}" for k in keys if k in cfg) + ".", ""]
+    if report.get("command"):
+        lines += ["Reproduce with:", "", "```bash", report["command"], "```", ""]
+    lines += [f"Index: `{idx['folder']}`" + (" (cached)" if idx.get("cached") else "") + ".", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return [p for p in plots if p]
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _md(text: str) -> str:
-    return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: no HTML (document text is data), no cell breaks."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def _missed(report: Mapping[str, Any], results: list[QuestionResult], limit: int = 10) -> list[str]:
@@ -218,4 +226,5 @@ def _missed(report: Mapping[str, Any], results: list[QuestionResult], limit: int
     rows = [[_md(r.question), _md(" / ".join(r.answers)), "not in the first 10" if r.ranks[mode] is None
              else f"rank {r.ranks[mode] + 1}", _md(r.first.get(mode, ""))] for r in missed[:limit]]
     return [f"## Questions whose document is not in the first 5 ({len(missed)}; the first {len(rows)})", "",
-            _rows(["question", "expected answer", "gold document", "first passage from"], rows, markdown=True), ""]
+            _rows(["question", "expected answer", "gold document", "first passage (title, source)"], rows,
+                  markdown=True), ""]
