@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="measure retrieval and answers on a Q&A set",
                        description="Evaluate on a Q&A set: JSONL (id, question, answers, doc) or SQuAD-format JSON.")
     e.add_argument("qa_file", metavar="QA_FILE")
-    e.add_argument("--docs", nargs="+", metavar="PATH", help="index these for the run (a SQuAD .json adds its paragraphs)")
+    e.add_argument("--docs", nargs="+", metavar="PATH",
+                   help="index these for the run (a SQuAD .json adds its paragraphs); kept in a cache folder, "
+                        "or in --index DIR if given, so later runs encode only what changed")
     _index_arg(e)
     e.add_argument("--out", metavar="REPORT.json", help="write the JSON report")
     e.add_argument("--markdown", metavar="REPORT.md", help="write a Markdown report with plots")
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compare", metavar="OLD.json", help="print the difference per metric against an older report")
     e.add_argument("--fail-under", action="append", default=[], metavar="METRIC=VALUE",
                    help="exit 1 if METRIC (e.g. retrieval.mrr@10) is below VALUE; repeatable")
+    e.add_argument("--retrieval-only", action="store_true", help="measure retrieval only, do not answer")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     sv = sub.add_parser("serve", help="serve the web chat", description="Serve the Gradio web chat.")
     _index_arg(sv)

@@ -48,6 +48,8 @@ class Config:
         Candidates taken from each retriever before fusion.
     bm25_weight : float
         Weight of the normalised BM25 score in the fusion (dense gets ``1 - bm25_weight``).
+    doc_weight : float
+        Share of a chunk's BM25 score that comes from its whole document (the rest from the chunk).
     default_lang : str
         Language assumed when a text is too short to tell.
     abstain_threshold : float
@@ -65,6 +67,9 @@ class Config:
         Largest file the web chat accepts.
     ui_lang : str
         Interface language of the web chat, ``fr`` or ``en`` (empty: the browser's).
+    cache_dir : str
+        Where ``rag eval`` keeps the indexes it builds for ``--docs`` (default:
+        ``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``).
     """
 
     index_dir: str = "index"
@@ -77,6 +82,7 @@ class Config:
     top_k: int = 5
     candidates: int = 100
     bm25_weight: float = 0.8
+    doc_weight: float = 0.3
     default_lang: str = "fr"
     abstain_threshold: float = 0.3
     llm_base_url: str = ""
@@ -88,6 +94,7 @@ class Config:
     upload_dir: str = ""
     upload_max_mb: float = 20.0
     ui_lang: str = ""
+    cache_dir: str = ""
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default value came from
 
     def replace(self, **changes: Any) -> "Config":
@@ -168,6 +175,8 @@ def _validate(cfg: Config) -> None:
         raise bad("chunk_overlap", "must be between 0 and chunk_tokens")
     if not 0.0 <= cfg.bm25_weight <= 1.0:
         raise bad("bm25_weight", "must be between 0 and 1")
+    if not 0.0 <= cfg.doc_weight <= 1.0:
+        raise bad("doc_weight", "must be between 0 and 1")
     if cfg.top_k < 1:
         raise bad("top_k", "must be at least 1")
     if cfg.max_file_mb <= 0:

@@ -17,13 +17,15 @@ from tqdm import tqdm
 from .chunking import Chunker
 from .config import Config
 from .embedding import Embedder, canonical_model_name, get_embedder
-from .lexical import LexicalIndex, analyze
+from .lexical import LexicalIndex, index_terms
 from .loading import LoadResult, Skipped, load_paths
 from .schema import Chunk, Document
 from .store import FORMAT_VERSION, IndexCorrupt, IndexMismatch, Manifest, Store, now_iso
 from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
+# what the BM25 index needs of each stored chunk: id, terms, document, language
+_LEXICAL_ROWS = "SELECT c.rowid, c.terms, c.doc_id, d.lang FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.rowid"
 ENCODE_STEP = 256  # chunks encoded (and cached) per step: a crash loses at most one step
 
 
@@ -293,25 +295,26 @@ class Indexer:
                 raise IndexCorrupt(f"{store.gen_dir(manifest.generation)}/vectors.faiss has dimension {vindex.dim}, "
                                    f"manifest says {dim}")
             vindex.remove(all_gone)
-            kept_rows = store.db.execute("SELECT rowid, terms FROM chunks ORDER BY rowid").fetchall()
+            kept_rows = store.db.execute(_LEXICAL_ROWS).fetchall()
         elif rebuild:
             vindex, kept_rows = VectorIndex(dim), []
         else:  # search files lost: rebuild them from SQLite and the cache
             vindex, kept_rows = self._vectors_from_rows(store, dim)
         gone_set = set(all_gone.tolist())
-        kept_rows = [(r, t) for r, t in kept_rows if r not in gone_set]
+        kept_rows = [row for row in kept_rows if row[0] not in gone_set]
         next_id = int(store.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM chunks").fetchone()[0]) + 1
         rows, new_ids, new_vecs = [], [], []
         for offset, (doc, c, text, h) in enumerate(items):
             rowid = next_id + offset
-            terms = " ".join(analyze(text, doc.lang))
+            terms = " ".join(index_terms(text, doc.lang))
             rows.append((rowid, c.id, c.doc_id, c.ordinal, c.start, c.end, c.text, h, terms))
             new_ids.append(rowid)
             new_vecs.append(vectors[h])
         if new_ids:
             vindex.add(np.array(new_ids, dtype=np.int64), np.vstack(new_vecs))
-        all_rows = kept_rows + [(r[0], r[8]) for r in rows]
-        lexical = LexicalIndex().build([r for r, _ in all_rows], [t.split() for _, t in all_rows])
+        all_rows = kept_rows + [(r[0], r[8], r[2], doc.lang) for r, (doc, *_) in zip(rows, items)]
+        lexical = LexicalIndex().build([r[0] for r in all_rows], [r[1].split() for r in all_rows],
+                                       [r[2] for r in all_rows], [r[3] for r in all_rows])
         tmp = store.folder / f"gen-{gen:06d}.tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         vindex.save(tmp / "vectors.faiss")
@@ -362,17 +365,17 @@ class Indexer:
                 pass
         return nums
 
-    def _vectors_from_rows(self, store: Store, dim: int) -> tuple[VectorIndex, list[tuple[int, str]]]:
-        rows = store.db.execute("SELECT rowid, hash, terms FROM chunks ORDER BY rowid").fetchall()
-        cached = store.cached_vectors(self.model, [h for _, h, _ in rows], dim)
-        missing = [h for _, h, _ in rows if h not in cached]
+    def _vectors_from_rows(self, store: Store, dim: int) -> tuple[VectorIndex, list[tuple[int, str, str, str]]]:
+        rows = store.db.execute(_LEXICAL_ROWS.replace("c.terms", "c.hash, c.terms")).fetchall()
+        cached = store.cached_vectors(self.model, [h for _, h, *_ in rows], dim)
+        missing = [h for _, h, *_ in rows if h not in cached]
         if missing:
             raise IndexCorrupt(f"{store.folder}/: search files are missing and {len(missing)} chunk vectors are not "
                                f"in the cache; rebuild: rag index build --rebuild --index {store.folder} PATH ...")
         vindex = VectorIndex(dim)
         if rows:
-            vindex.add(np.array([r for r, _, _ in rows], dtype=np.int64), np.vstack([cached[h] for _, h, _ in rows]))
-        return vindex, [(r, t) for r, _, t in rows]
+            vindex.add(np.array([r for r, *_ in rows], dtype=np.int64), np.vstack([cached[h] for _, h, *_ in rows]))
+        return vindex, [(r, t, d, lang) for r, _, t, d, lang in rows]
 
 
 def _json(obj: object) -> str:

@@ -3,7 +3,8 @@
 Plain reciprocal rank fusion of a strong retriever (BM25 on French) and a weak one (an
 English embedding model on French) is worse than the strong one alone; a convex combination
 of min-max-normalised scores keeps the strong one in charge and lets the other break ties and
-rescue paraphrases. The default weight comes from measurements on PIAF-dev (see README).
+rescue paraphrases. The default weight comes from measurements on PIAF-dev (README,
+"Evaluation"), as do the lexical side's choices (:mod:`rag.lexical`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import enum
 import logging
 import os
 import threading
+from collections import OrderedDict
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from .config import Config
 from .embedding import Embedder, canonical_model_name, get_embedder
-from .lexical import LexicalIndex, analyze
+from .lexical import LexicalIndex, LexicalMismatch
 from .schema import Hit
 from .store import FORMAT_VERSION, IndexCorrupt, IndexMismatch, Manifest, Store
 from .text import detect_language, normalize_answer
@@ -69,23 +71,31 @@ def _overlaps(a: Hit, b: Hit) -> bool:
     return a.doc_id == b.doc_id and a.start < b.end and b.start < a.end
 
 
-def _near_duplicate(a: Hit, b: Hit, threshold: float = 0.9) -> bool:
-    ta, tb = set(normalize_answer(a.text).split()), set(normalize_answer(b.text).split())
-    if not ta or not tb:
+def _words(hit: Hit) -> frozenset[str]:
+    return frozenset(normalize_answer(hit.text).split())
+
+
+def _near_duplicate(a: frozenset[str], b: frozenset[str], threshold: float = 0.9) -> bool:
+    if not a or not b:
         return False
-    return len(ta & tb) / len(ta | tb) >= threshold
+    return len(a & b) / len(a | b) >= threshold
 
 
 def collapse(hits: Iterable[Hit], k: int) -> list[Hit]:
-    """Keep the best of overlapping chunks of a document and of near-duplicate texts, up to ``k``."""
-    kept: list[Hit] = []
+    """Keep the best of overlapping chunks of a document and of near-duplicate texts, up to ``k``.
+
+    Near-duplicates share at least 90% of their normalised words (Jaccard), e.g. the same
+    wire story published twice.
+    """
+    kept: list[tuple[Hit, frozenset[str]]] = []
     for h in hits:
-        if any(_overlaps(h, o) or _near_duplicate(h, o) for o in kept):
+        words = _words(h)
+        if any(_overlaps(h, o) or _near_duplicate(words, w) for o, w in kept):
             continue
-        kept.append(h)
+        kept.append((h, words))
         if len(kept) == k:
             break
-    return kept
+    return [h for h, _ in kept]
 
 
 class Retriever:
@@ -106,6 +116,7 @@ class Retriever:
         self.store = Store(index_dir or config.index_dir)
         self._embedder = embedder
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
         self.manifest: Manifest | None = None
         self.vectors: VectorIndex | None = None
         self.lexical: LexicalIndex | None = None
@@ -137,6 +148,8 @@ class Retriever:
         try:
             vectors = VectorIndex.load(folder / "vectors.faiss")
             lexical = LexicalIndex.load(folder / "lexical")
+        except LexicalMismatch as exc:
+            raise IndexMismatch(f"{exc}; rebuild the index: rag index build --rebuild --index {self.store.folder}") from None
         except (OSError, RuntimeError, ValueError, KeyError) as exc:
             raise IndexCorrupt(f"{folder}/: search files unreadable ({exc}); rebuild with: "
                                f"rag index build --index {self.store.folder}") from None
@@ -180,9 +193,9 @@ class Retriever:
         lex = dense = empty
         if mode is not Mode.DENSE:
             mask = None if allowed is None else np.isin(lexical.ids, allowed).astype(np.float32)
-            lex = lexical.search(analyze(question, lang), n, mask)
+            lex = lexical.search(question, n, mask, lang, self.config.doc_weight)
         if mode is not Mode.BM25 and question.strip():
-            dense = vectors.search(self.embedder.encode([question])[0], n, allowed)
+            dense = vectors.search(self.query_vector(question), n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
         fused = fuse(lex, dense, weight)
         hits = self._hits(fused[: 3 * k + 10])
@@ -191,6 +204,20 @@ class Retriever:
                 return self.search(question, k, docs, mode, lang)
             hits = self._hits(fused[: 3 * k + 10], strict=False)
         return collapse(hits, k)
+
+    def query_vector(self, question: str) -> np.ndarray:
+        """The question's embedding; the last 256 are kept, so asking again does not re-encode."""
+        with self._lock:
+            vec = self._queries.get(question)
+            if vec is not None:
+                self._queries.move_to_end(question)
+                return vec
+        vec = self.embedder.encode([question])[0]
+        with self._lock:
+            self._queries[question] = vec
+            while len(self._queries) > 256:
+                self._queries.popitem(last=False)
+        return vec
 
     def _hits(self, fused: list[tuple[int, float, float, float]], strict: bool = True) -> list[Hit] | None:
         """Hits with their rows; with ``strict``, None when some rows are gone (a newer generation committed)."""

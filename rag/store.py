@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 terms with exact and prefix forms, document-level BM25
 DB_NAME = "rag.sqlite"
 
 SCHEMA = """

@@ -105,3 +105,30 @@ def answer_index(tmp_path_factory, embedder) -> Path:
     (folder / "solar.md").write_text("# " + ARTICLE_EN, encoding="utf-8")
     Indexer(Config(index_dir=str(root / "index"))).build([folder], progress=False)
     return root / "index"
+
+
+def write_piaf_slice(path: Path, every: int = 5, per_paragraph: int = 2) -> Path:
+    """A small SQuAD file cut from PIAF-dev: every ``every``-th article, all its paragraphs,
+    their first ``per_paragraph`` questions. Skips the test when PIAF-dev is absent."""
+    import json
+
+    if not PIAF.is_file():
+        pytest.skip(f"{PIAF} is absent (the PIAF-dev slice needs it)")
+    data = json.loads(PIAF.read_text(encoding="utf-8"))
+    articles = [{"title": a["title"], "paragraphs": [{"context": p["context"], "qas": p["qas"][:per_paragraph]}
+                                                     for p in a["paragraphs"]]} for a in data["data"][::every]]
+    path.write_text(json.dumps({"version": "slice", "data": articles}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def piaf_slice(tmp_path_factory, embedder):
+    """(SQuAD file, built index folder) of a PIAF-dev slice: 19 articles, 64 paragraphs, 128 questions."""
+    from rag.config import Config
+    from rag.indexer import Indexer
+
+    folder = tmp_path_factory.mktemp("piaf-slice")
+    squad = write_piaf_slice(folder / "piaf-slice.json")
+    index = folder / "index"
+    Indexer(Config(index_dir=str(index)), embedder).build([squad], progress=False)
+    return squad, index
