@@ -41,8 +41,6 @@ def _lexical_only(index: str, mmap: bool, questions: list[str]) -> dict:
 
 def probe(index: str, encoder: str, questions: list[str]) -> dict:
     """Latency of retrieval alone and of the full answer, query-encoding and per-retriever times, memory."""
-    import numpy as np
-
     from rag.config import Config
     from rag.embedding import get_embedder
     from rag.lexical import analyze
@@ -76,7 +74,6 @@ def probe(index: str, encoder: str, questions: list[str]) -> dict:
         "rss_base_mb": round(base, 1), "rss_index_loaded_mb": round(loaded - base, 1),
         "rss_after_queries_mb": round(after - base, 1),
         "memory_per_chunk_kb": round((after - base) * 1024 / max(chunks, 1), 3),
-        "mean_hits": float(np.mean([len(retriever.search(q)) for q in questions[:20]])),
     }
 
 

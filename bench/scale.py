@@ -16,10 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from rag.config import Config
 from rag.embedding import get_embedder
 from rag.indexer import Indexer
-from rag.store import IndexMissing, Store
 
 from .corpus import ComposedEmbedder, Piaf, piece_vectors, synthetic_documents
 from .measure import Timer, folder_mb
@@ -27,35 +28,38 @@ from .measure import Timer, folder_mb
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _chunks(index_dir: str, encoder: str) -> int:
-    """Chunks of an index left by an earlier run (one of another encoder is deleted)."""
+def _reusable(config: Config, target: int) -> bool:
+    """True when an earlier run left an index made for this size, encoder and search limit."""
+    stamp = Path(config.index_dir) / "bench.json"
+    wanted = {"target": target, "encoder": config.encoder, "exact_search_limit": config.exact_search_limit}
     try:
-        store = Store(index_dir)
-        manifest = store.manifest()
-    except IndexMissing:
-        return 0
-    if manifest is not None and manifest.encoder == encoder:
-        return store.counts()[1]
-    store.close()
-    shutil.rmtree(index_dir)
-    return 0
+        return json.loads(stamp.read_text(encoding="utf-8")) == wanted
+    except (OSError, ValueError):
+        return False
 
 
 def grow(piaf: Piaf, config: Config, composed: ComposedEmbedder, target: int) -> dict:
-    """Add synthetic articles until the index holds at least ``target`` chunks."""
-    indexer = Indexer(config, composed)
-    have = _chunks(config.index_dir, config.encoder)
-    if have >= target:
+    """An index of synthetic articles holding ``target`` chunks or a few more.
+
+    A first batch of articles measures chunks per article; the rest is added in one go
+    (and topped up if it falls short).
+    """
+    if _reusable(config, target):
         return {"reused": True, "build_s": None}
-    docs_made, per_doc, seconds = Store(config.index_dir, create=True).counts()[0], 1.5, 0.0
+    shutil.rmtree(config.index_dir, ignore_errors=True)
+    indexer = Indexer(config, composed)
+    have, made, seconds = 0, 0, 0.0
+    n = max(10, target // 20)
     while have < target:
-        n = max(1, int((target - have) / per_doc * 1.02) + 1)
         with Timer() as t:
-            report = indexer.add_documents(synthetic_documents(piaf, n, seed=11, first=docs_made))
+            report = indexer.add_documents(synthetic_documents(piaf, n, seed=11, first=made))
         seconds += t.seconds
-        docs_made += n
-        per_doc = max(report.chunks_new / n, 0.5)
+        made += n
         have = report.chunks_total
+        per_doc = have / made
+        n = max(1, int(np.ceil((target - have) / per_doc)))
+    stamp = {"target": target, "encoder": config.encoder, "exact_search_limit": config.exact_search_limit}
+    (Path(config.index_dir) / "bench.json").write_text(json.dumps(stamp), encoding="utf-8")
     return {"reused": False, "build_s": round(seconds, 1)}
 
 

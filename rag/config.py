@@ -78,7 +78,7 @@ class Config:
     batch_size: int = 32
     encoder: str = "onnx-int8"
     cache_dir: str = ""
-    exact_search_limit: int = 200_000
+    exact_search_limit: int = 50_000
     max_file_mb: float = 20.0
     top_k: int = 5
     candidates: int = 100

@@ -32,6 +32,7 @@ from .embedding import Embedder, Encoder, canonical_model_name, quiet_transforme
 log = logging.getLogger(__name__)
 RECIPE = 1  # bump when the export changes: older exports are then made again
 POOLING = ("mean", "cls", "max")
+BATCH_TOKENS = 1024  # padded tokens per int8 batch: 4 chunks of 256 tokens, 32 questions of 30
 INSTALL_HINT = "install it with: pip install 'rag[onnx]' (or set RAG_ENCODER=torch)"
 
 
@@ -116,6 +117,7 @@ def export_int8(model: str, folder: Path) -> Path:
         def forward(self, *args):
             return self.inner(**dict(zip(inputs, args))).last_hidden_state
 
+    _remove_abandoned(folder)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -139,14 +141,29 @@ def export_int8(model: str, folder: Path) -> Path:
                      "normalize": True, "quantization": "dynamic int8, per-channel weights, onnxruntime",
                      "pad_id": int(tokenizer.pad_token_id or 0)})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        if folder.exists():  # another process finished first: keep its copy
-            shutil.rmtree(tmp)
-        else:
+        try:
             os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():
+                raise
+            shutil.rmtree(tmp)  # another process finished first: keep its copy
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Delete unfinished exports (``<folder>.tmp-<pid>``) of processes that no longer run."""
+    for tmp in folder.parent.glob(f"{folder.name}.tmp-*"):
+        try:
+            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 @contextmanager
@@ -236,7 +253,9 @@ class OnnxEmbedder(Embedder):
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Encode texts into a float32 array of unit vectors, shape ``(len(texts), dim)``.
 
-        Texts are batched by token length, so little time goes into padding.
+        Texts are sorted by token length and batched up to :data:`BATCH_TOKENS` tokens (and
+        ``batch_size`` texts): long chunks go a few at a time, short questions many at a time,
+        which measured fastest for int8 on a CPU.
         """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -245,9 +264,9 @@ class OnnxEmbedder(Embedder):
         encodings = self._batcher.encode_batch(texts)
         order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
         with self._lock:
-            for i in range(0, len(order), self.batch_size):
-                rows = order[i:i + self.batch_size]
-                out[rows] = self._encode_batch([encodings[r] for r in rows])
+            for rows in _batches([len(encodings[r].ids) for r in order], self.batch_size):
+                picked = order[rows]
+                out[picked] = self._encode_batch([encodings[r] for r in picked])
         return out
 
     def _encode_batch(self, encodings: list) -> np.ndarray:
@@ -261,6 +280,16 @@ class OnnxEmbedder(Embedder):
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         hidden = self.session.run(None, {name: feed[name] for name in self._inputs})[0]
         return _normalize(_pool(hidden, mask, self.meta["pooling"]))
+
+
+def _batches(lengths: Sequence[int], most: int) -> Iterator[slice]:
+    """Slices of ``lengths`` (longest first) holding at most ``most`` texts and :data:`BATCH_TOKENS` padded tokens."""
+    start = 0
+    while start < len(lengths):
+        width = max(lengths[start], 1)  # the first is the longest of its batch
+        size = max(1, min(most, BATCH_TOKENS // width))
+        yield slice(start, start + size)
+        start += size
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:

@@ -111,3 +111,18 @@ def test_an_index_keeps_its_encoder_unless_another_is_asked_for(tmp_path, corpus
     # asking explicitly for another encoder says how to switch
     with pytest.raises(IndexMismatch, match=r"encoder=torch.*RAG_ENCODER says encoder=onnx-int8.*--rebuild"):
         Indexer(load_config(env={"RAG_ENCODER": "onnx-int8", "RAG_INDEX_DIR": index})).build([corpus], progress=False)
+
+
+def test_exports_abandoned_by_dead_processes_are_removed(tmp_path):
+    import os
+
+    from rag.onnx_encoder import _remove_abandoned, export_dir
+
+    folder = export_dir(DEFAULT_MODEL, tmp_path)
+    folder.parent.mkdir(parents=True)
+    dead, alive = folder.with_name(f"{folder.name}.tmp-999999999"), folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "fp32.onnx").write_bytes(b"x" * 1000)
+    _remove_abandoned(folder)
+    assert not dead.exists() and alive.exists()
