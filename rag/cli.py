@@ -169,8 +169,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:
-        for key in ("index", "documents", "chunks", "model", "dimensions", "updated", "languages"):
-            print(f"{key + ':':12} {status[key]}")
+        for key in ("index", "documents", "chunks", "model", "encoder", "dimensions", "vector_search", "updated",
+                    "languages"):
+            print(f"{key + ':':14} {status[key]}")
     return EXIT_OK
 
 

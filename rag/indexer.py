@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .chunking import Chunker
 from .config import Config
-from .embedding import Embedder, canonical_model_name, get_embedder
+from .embedding import Embedder, Encoder, cache_key, canonical_model_name, get_embedder
 from .lexical import LexicalIndex, index_terms
 from .loading import LoadResult, Skipped, load_paths
 from .schema import Chunk, Document
@@ -94,18 +94,31 @@ class Indexer:
         Model, chunking and limits.
     embedder : Embedder, optional
         Reuse a loaded model; otherwise one is loaded when something must be chunked.
+
+    Notes
+    -----
+    An index keeps the encoder (``onnx-int8`` or ``torch``) it was first built with; the
+    configured ``encoder`` applies to new indexes and to ``rebuild``. Setting it explicitly
+    (``RAG_ENCODER``, ``rag.toml``) to another encoder than the index's is an error.
     """
 
     def __init__(self, config: Config, embedder: Embedder | None = None):
         self.config = config
         self._embedder = embedder
         self.model = canonical_model_name(config.model)
+        self.encoder = Encoder(embedder.encoder if embedder is not None else config.encoder)
+
+    @property
+    def cache_key(self) -> str:
+        """The name this model and encoder's vectors are cached under."""
+        return cache_key(self.model, self.encoder)
 
     @property
     def embedder(self) -> Embedder:
         """The model, loaded on first use (an unchanged rebuild never loads it)."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.config.model, self.config.batch_size)
+            self._embedder = get_embedder(self.config.model, self.config.batch_size, self.encoder,
+                                          self.config.cache_dir or None)
         return self._embedder
 
     def build(self, paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike | None = None,
@@ -193,7 +206,24 @@ class Indexer:
                 f"title_tokens={have[3]}, but the configuration says model={wanted[0]} chunk_tokens={wanted[1]} "
                 f"chunk_overlap={wanted[2]} title_tokens={wanted[3]}; rebuild with: "
                 f"rag index build --rebuild --index {store.folder} (or set RAG_MODEL={have[0]})")
+        self._follow_encoder(store, manifest)
         return manifest
+
+    def _follow_encoder(self, store: Store, manifest: Manifest) -> None:
+        """Use the index's encoder, unless the configuration explicitly asks for another one."""
+        try:
+            have = Encoder(manifest.encoder)
+        except ValueError:
+            raise IndexMismatch(f"{store.folder}/ was built with encoder={manifest.encoder}, which this version does "
+                                f"not know; rebuild with: rag index build --rebuild --index {store.folder}") from None
+        if have is self.encoder:
+            return
+        asked = self.config.sources.get("encoder") or ("the given embedder" if self._embedder is not None else None)
+        if asked:
+            raise IndexMismatch(
+                f"{store.folder}/ was built with encoder={have.value}, but {asked} says encoder={self.encoder.value}; "
+                f"rebuild with: rag index build --rebuild --index {store.folder} (or set RAG_ENCODER={have.value})")
+        self.encoder = have
 
     def _build_locked(self, store: Store, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
                       prune: bool, progress: bool, on_progress) -> BuildReport:
@@ -261,16 +291,17 @@ class Indexer:
                 items.append((doc, c, text, text_hash(text)))
         report.chunks_new = len(items)
         hashes = list(dict.fromkeys(h for *_, h in items))
-        vectors = store.cached_vectors(self.model, hashes, emb.dim)
-        todo = [h for h in hashes if h not in vectors]
-        report.cached = len(items) - sum(1 for *_, h in items if h not in vectors)
+        vectors = store.cached_vectors(self.cache_key, hashes, emb.dim)
         texts = {h: t for _, _, t, h in items}
+        # longest first, as the encoders batch within a call: steps of similar lengths pad little
+        todo = sorted((h for h in hashes if h not in vectors), key=lambda h: -len(texts[h]))
+        report.cached = len(items) - sum(1 for *_, h in items if h not in vectors)
         t0 = time.perf_counter()
         bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not progress or not todo)
         for i in range(0, len(todo), ENCODE_STEP):
             step = todo[i:i + ENCODE_STEP]
             vecs = emb.encode([texts[h] for h in step])
-            store.cache_vectors(self.model, zip(step, vecs))
+            store.cache_vectors(self.cache_key, zip(step, vecs))
             vectors.update(zip(step, vecs))
             crash_point("encoded")
             bar.update(len(step))
@@ -290,14 +321,15 @@ class Indexer:
         all_gone = store.rowids_of_docs(gone_ids)
         # vectors: previous generation minus what goes, plus what comes
         if manifest is not None and gen_ok and not rebuild:
-            vindex = VectorIndex.load(store.gen_dir(manifest.generation) / "vectors.faiss")
+            vindex = VectorIndex.load(store.gen_dir(manifest.generation) / "vectors.faiss",
+                                     self.config.exact_search_limit)
             if vindex.dim != dim:
                 raise IndexCorrupt(f"{store.gen_dir(manifest.generation)}/vectors.faiss has dimension {vindex.dim}, "
                                    f"manifest says {dim}")
             vindex.remove(all_gone)
             kept_rows = store.db.execute(_LEXICAL_ROWS).fetchall()
         elif rebuild:
-            vindex, kept_rows = VectorIndex(dim), []
+            vindex, kept_rows = VectorIndex(dim, exact_limit=self.config.exact_search_limit), []
         else:  # search files lost: rebuild them from SQLite and the cache
             vindex, kept_rows = self._vectors_from_rows(store, dim)
         gone_set = set(all_gone.tolist())
@@ -323,7 +355,7 @@ class Indexer:
         os.replace(tmp, store.gen_dir(gen))
         crash_point("written")
         new_manifest = Manifest(FORMAT_VERSION, self.model, dim, self.config.chunk_tokens, self.config.chunk_overlap,
-                                self.config.title_tokens, gen, now_iso())
+                                self.config.title_tokens, gen, now_iso(), self.encoder.value)
         counts: dict[str, int] = {}
         for _, c, _, _ in items:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
@@ -367,12 +399,12 @@ class Indexer:
 
     def _vectors_from_rows(self, store: Store, dim: int) -> tuple[VectorIndex, list[tuple[int, str, str, str]]]:
         rows = store.db.execute(_LEXICAL_ROWS.replace("c.terms", "c.hash, c.terms")).fetchall()
-        cached = store.cached_vectors(self.model, [h for _, h, *_ in rows], dim)
+        cached = store.cached_vectors(self.cache_key, [h for _, h, *_ in rows], dim)
         missing = [h for _, h, *_ in rows if h not in cached]
         if missing:
             raise IndexCorrupt(f"{store.folder}/: search files are missing and {len(missing)} chunk vectors are not "
                                f"in the cache; rebuild: rag index build --rebuild --index {store.folder} PATH ...")
-        vindex = VectorIndex(dim)
+        vindex = VectorIndex(dim, exact_limit=self.config.exact_search_limit)
         if rows:
             vindex.add(np.array([r for r, *_ in rows], dtype=np.int64), np.vstack([cached[h] for _, h, *_ in rows]))
         return vindex, [(r, t, d, lang) for r, _, t, d, lang in rows]

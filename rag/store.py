@@ -10,6 +10,7 @@ use. Nothing is pickled.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import sqlite3
@@ -86,6 +87,7 @@ class Manifest:
     title_tokens: int
     generation: int
     updated: str
+    encoder: str = "torch"  # how the model ran (rag.embedding.Encoder); indexes made before encoders: torch
 
     def to_rows(self) -> dict[str, str]:
         """Key/value rows of the manifest table."""
@@ -97,7 +99,7 @@ class Manifest:
         try:
             return cls(int(rows["format_version"]), rows["model"], int(rows["dimensions"]),
                        int(rows["chunk_tokens"]), int(rows["chunk_overlap"]), int(rows["title_tokens"]),
-                       int(rows["generation"]), rows["updated"])
+                       int(rows["generation"]), rows["updated"], rows.get("encoder", "torch"))
         except (KeyError, ValueError) as exc:
             raise IndexCorrupt(f"manifest is damaged: bad or missing {exc}") from None
 
@@ -243,7 +245,18 @@ class Store:
         return {"documents": docs, "chunks": chunks, "model": manifest.model, "dimensions": manifest.dimensions,
                 "updated": manifest.updated, "index": str(self.folder), "generation": manifest.generation,
                 "format_version": manifest.format_version, "chunk_tokens": manifest.chunk_tokens,
-                "chunk_overlap": manifest.chunk_overlap, "languages": langs}
+                "chunk_overlap": manifest.chunk_overlap, "languages": langs, "encoder": manifest.encoder,
+                "vector_search": self._vector_search(manifest.generation)}
+
+    def _vector_search(self, generation: int) -> str:
+        """How the vectors of ``generation`` are searched, from the description saved beside them."""
+        try:
+            info = json.loads((self.gen_dir(generation) / "vectors.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "exact (flat)"
+        if info.get("kind") == "ivf":
+            return f"approximate (IVF, {info.get('nprobe')} of {info.get('nlist')} cells per query)"
+        return "exact (flat)"
 
     # -- embedding cache --------------------------------------------------------------------
     def cached_vectors(self, model: str, hashes: list[str], dim: int) -> dict[str, np.ndarray]:

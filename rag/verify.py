@@ -68,9 +68,12 @@ def verify(index_dir: str | os.PathLike, config: Config | None = None) -> list[P
     problems += _check_rows(store)
     hashes = [r[0] for r in store.db.execute("SELECT hash FROM chunks")]
     if hashes:
-        cached = store.cached_vectors(manifest.model, hashes, manifest.dimensions)
+        from .embedding import cache_key
+
+        key = cache_key(manifest.model, manifest.encoder)
+        cached = store.cached_vectors(key, hashes, manifest.dimensions)
         if not cached:
-            problems.append(Problem("cache", f"no cached vector of model {manifest.model} (dimension "
+            problems.append(Problem("cache", f"no cached vector of model {key} (dimension "
                                              f"{manifest.dimensions}) for any chunk: manifest edited?"))
     return problems
 

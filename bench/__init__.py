@@ -1,0 +1,1 @@
+"""Benchmarks of speed and scale (issue 6): ``python -m bench.run``; see README, "Performance"."""

@@ -1,0 +1,63 @@
+"""Updating a large index: nothing changed, then one changed article, in a folder of N articles.
+
+The N synthetic articles are ``.txt`` files built from PIAF sentences; the first build gets
+their vectors from :class:`bench.corpus.ComposedEmbedder`. The measured builds are real: the
+loader reads and hashes all N files, the changed article is chunked and encoded by the real
+encoder, and a new generation (FAISS and BM25 over all chunks) is written and committed. Timed
+in-process (model loaded) and as a user runs it, ``rag index build`` in a new process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rag.config import Config
+from rag.embedding import get_embedder
+from rag.indexer import Indexer
+
+from .corpus import ComposedEmbedder, Piaf, piece_vectors, synthetic_texts, write_synthetic_files
+from .measure import Timer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rewrite(piaf: Piaf, path: Path, seed: int) -> None:
+    title, text = synthetic_texts(piaf, 1, seed=seed, first=10**9)[0]
+    path.write_text(f"{title}\n\n{text}\n", encoding="utf-8")
+
+
+def run(piaf: Piaf, workdir: Path, documents: int, encoder: str) -> dict:
+    """Build an index of ``documents`` articles, then time an unchanged and a one-article rebuild."""
+    real = get_embedder(encoder=encoder)
+    folder = workdir / f"articles-{documents}"
+    paths = write_synthetic_files(piaf, folder, documents, seed=7)
+    config = Config(index_dir=str(workdir / f"update-{documents}"), encoder=encoder)
+    composed = ComposedEmbedder(real, *piece_vectors(real, piaf))
+    with Timer() as first:
+        built = Indexer(config, composed).build([folder], rebuild=True, progress=False)
+    indexer = Indexer(config, real)
+    with Timer() as unchanged:
+        same = indexer.build([folder], progress=False)
+    _rewrite(piaf, paths[0], seed=1)
+    with Timer() as one:
+        changed = indexer.build([folder], progress=False)
+    if len(changed.updated) != 1 or changed.added or changed.removed:
+        raise RuntimeError(f"expected one updated article, got {changed.summary()}")
+    _rewrite(piaf, paths[1], seed=2)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "RAG_ENCODER": encoder}
+    with Timer() as cli:
+        proc = subprocess.run([sys.executable, "-m", "rag", "index", "build", str(folder), "--index",
+                               config.index_dir, "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"rag index build failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return {
+        "documents": documents, "chunks": built.chunks_total, "encoder": encoder,
+        "first_build_s (composed vectors)": round(first.seconds, 2),
+        "unchanged_s": round(unchanged.seconds, 3), "unchanged_encoded": same.encoded,
+        "one_changed_s": round(one.seconds, 3), "one_changed_encoded": changed.encoded,
+        "one_changed_cli_s": round(cli.seconds, 2),
+        "cli_summary": proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "",
+    }

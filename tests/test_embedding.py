@@ -1,0 +1,128 @@
+"""Encoders: the int8 ONNX export agrees with torch, is made offline once, and never mixes with torch vectors."""
+
+import numpy as np
+import pytest
+
+from conftest import ARTICLE_FR_2
+from rag.config import ConfigError, load_config
+from rag.embedding import DEFAULT_MODEL, Encoder, cache_key, get_embedder
+from rag.indexer import Indexer
+from rag.store import IndexMismatch, Store
+
+FRENCH = [
+    "Un nouveau pont piéton a été inauguré samedi à Lyon, au-dessus de la Saône.",
+    "Les contrôleurs aériens français ont entamé jeudi une grève de deux jours.",
+    "Quelle est la longueur du pont ?",
+    "La DGAC a demandé aux compagnies de réduire de moitié leurs vols à l’aéroport de Nantes.",
+    "Le syndicat réclame des embauches.",
+    "Qui a salué « un lien entre les deux rives » ?",
+]
+
+
+@pytest.fixture(scope="session")
+def int8_cache(tmp_path_factory):
+    """A fresh cache folder: the export below is made from the packaged model, offline."""
+    return tmp_path_factory.mktemp("encoders")
+
+
+@pytest.fixture(scope="session")
+def int8(int8_cache):
+    return get_embedder(encoder="onnx-int8", cache_dir=int8_cache)
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    return get_embedder(encoder="torch")
+
+
+def test_int8_export_is_made_offline_into_the_cache_folder_and_reused(int8, int8_cache):
+    folder = int8.folder
+    assert folder.parent == int8_cache / "encoders"
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.onnx", "tokenizer.json"]
+    assert not list(int8_cache.glob("encoders/*.tmp-*"))
+    stamp = (folder / "model.onnx").stat().st_mtime_ns
+    from rag.onnx_encoder import OnnxEmbedder
+
+    again = OnnxEmbedder(DEFAULT_MODEL, cache_dir=int8_cache)
+    assert (folder / "model.onnx").stat().st_mtime_ns == stamp
+    assert np.allclose(again.encode(FRENCH[:2]), int8.encode(FRENCH[:2]), atol=1e-6)
+
+
+def test_int8_vectors_agree_with_torch_on_french_sentences(int8, torch_embedder):
+    a, b = int8.encode(FRENCH), torch_embedder.encode(FRENCH)
+    assert a.shape == b.shape == (len(FRENCH), 384)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() >= 0.98 and cos.mean() >= 0.99
+    # the nearest sentence of each sentence is the same under both encoders
+    assert ((a @ a.T) - 2 * np.eye(len(a))).argmax(1).tolist() == ((b @ b.T) - 2 * np.eye(len(b))).argmax(1).tolist()
+
+
+def test_int8_counts_tokens_like_the_model_without_truncating(int8, torch_embedder):
+    long = " ".join(FRENCH * 10)
+    for text in [*FRENCH, long, "l’État", ""]:
+        assert int8.count_tokens(text) == torch_embedder.count_tokens(text)
+    assert int8.count_tokens(long) > int8.max_tokens == torch_embedder.max_tokens
+
+
+def test_int8_keeps_input_order_and_a_text_barely_depends_on_its_batch(int8):
+    texts = ["Oui.", " ".join(FRENCH * 6), FRENCH[2], FRENCH[0]]
+    together = int8.encode(texts)
+    alone = np.vstack([int8.encode([t]) for t in texts])
+    # int8 activations are scaled per batch, so vectors move a little with their batch mates
+    assert ((together * alone).sum(axis=1) >= 0.95).all()
+    assert int8.encode([]).shape == (0, 384)
+
+
+def test_cache_keys_keep_encoders_apart():
+    assert cache_key("all-MiniLM-L6-v2", "torch") == DEFAULT_MODEL  # caches from before encoders stay valid
+    assert cache_key(DEFAULT_MODEL, Encoder.ONNX_INT8) == f"{DEFAULT_MODEL}#onnx-int8"
+
+
+def test_an_unknown_encoder_is_a_clear_error():
+    with pytest.raises(ValueError, match="'gpu' is not one of onnx-int8, torch"):
+        get_embedder(encoder="gpu")
+    with pytest.raises(ConfigError, match="RAG_ENCODER"):
+        load_config(env={"RAG_ENCODER": "openvino"})
+
+
+def test_index_records_its_encoder_and_the_cache_does_not_mix_encoders(tmp_path, corpus, int8, torch_embedder):
+    config = load_config(env={}).replace(index_dir=str(tmp_path / "idx"))
+    first = Indexer(config, torch_embedder).build([corpus], progress=False)
+    store = Store(config.index_dir)
+    assert store.manifest().encoder == "torch" and store.status()["encoder"] == "torch"
+    # rebuilt with int8: nothing may come from the torch vectors in the cache
+    again = Indexer(config, int8).build([corpus], rebuild=True, progress=False)
+    assert again.encoded == again.chunks_new == first.chunks_new and again.cached == 0
+    assert store.manifest().encoder == "onnx-int8"
+    keys = {k for (k,) in store.db.execute("SELECT DISTINCT model FROM embedding_cache")}
+    assert keys == {DEFAULT_MODEL, f"{DEFAULT_MODEL}#onnx-int8"}
+
+
+def test_an_index_keeps_its_encoder_unless_another_is_asked_for(tmp_path, corpus, torch_embedder):
+    index = str(tmp_path / "idx")
+    Indexer(load_config(env={"RAG_ENCODER": "torch", "RAG_INDEX_DIR": index}), torch_embedder).build([corpus], progress=False)
+    (corpus / "greve.txt").write_text(ARTICLE_FR_2, encoding="utf-8")
+    # the default configuration (onnx-int8 for new indexes) follows the existing torch index
+    follower = Indexer(load_config(env={"RAG_INDEX_DIR": index}))
+    report = follower.build([corpus], progress=False)
+    assert follower.encoder is Encoder.TORCH and report.added and report.encoded >= 1
+    assert Store(index).manifest().encoder == "torch"
+    # asking explicitly for another encoder says how to switch
+    with pytest.raises(IndexMismatch, match=r"encoder=torch.*RAG_ENCODER says encoder=onnx-int8.*--rebuild"):
+        Indexer(load_config(env={"RAG_ENCODER": "onnx-int8", "RAG_INDEX_DIR": index})).build([corpus], progress=False)
+
+
+def test_exports_abandoned_by_dead_processes_are_removed(tmp_path):
+    import os
+
+    from rag.onnx_encoder import _remove_abandoned, export_dir
+
+    folder = export_dir(DEFAULT_MODEL, tmp_path)
+    folder.parent.mkdir(parents=True)
+    dead, alive = folder.with_name(f"{folder.name}.tmp-999999999"), folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "fp32.onnx").write_bytes(b"x" * 1000)
+    _remove_abandoned(folder)
+    assert not dead.exists() and alive.exists()
