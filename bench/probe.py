@@ -21,7 +21,7 @@ from .measure import latencies, percentiles_ms, rss_mb
 
 def _lexical_only(index: str, mmap: bool, questions: list[str]) -> dict:
     """Load only the BM25 postings, with or without memory mapping; memory and search time."""
-    from rag.lexical import LexicalIndex, analyze
+    from rag.lexical import LexicalIndex
     from rag.store import Store
 
     store = Store(index)
@@ -29,11 +29,10 @@ def _lexical_only(index: str, mmap: bool, questions: list[str]) -> dict:
     before = rss_mb()
     lexical = LexicalIndex.load(folder, mmap=mmap)
     loaded = rss_mb()
-    terms = [analyze(q, "fr") for q in questions]
     times = []
-    for t in terms:
+    for q in questions:
         t0 = time.perf_counter()
-        lexical.search(t, 100)
+        lexical.search(q, 100, lang="fr")
         times.append(time.perf_counter() - t0)
     return {"lexical": "mmap" if mmap else "ram", "rss_load_mb": round(loaded - before, 1),
             "rss_after_queries_mb": round(rss_mb() - before, 1), "search_ms": percentiles_ms(times)}
@@ -43,7 +42,6 @@ def probe(index: str, encoder: str, questions: list[str]) -> dict:
     """Latency of retrieval alone and of the full answer, query-encoding and per-retriever times, memory."""
     from rag.config import Config
     from rag.embedding import get_embedder
-    from rag.lexical import analyze
     from rag.pipeline import RAG
     from rag.store import Store
 
@@ -59,8 +57,8 @@ def probe(index: str, encoder: str, questions: list[str]) -> dict:
     encode = latencies(lambda q: embedder.encode([q]), questions)
     vectors = embedder.encode(questions)
     dense = latencies(lambda i: retriever.vectors.search(vectors[i], config.candidates), range(len(questions)))
-    terms = {q: analyze(q, "fr") for q in questions}
-    bm25 = latencies(lambda q: retriever.lexical.search(terms[q], config.candidates), questions)
+    bm25 = latencies(lambda q: retriever.lexical.search(q, config.candidates, lang="fr",
+                                                        doc_weight=config.doc_weight), questions)
     retrieval = latencies(lambda q: retriever.search(q), questions)
     answer = latencies(lambda q: rag.ask(q), questions)
     after = rss_mb()

@@ -28,7 +28,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 QUESTIONS = [
     "Qui est le ministre iranien des Affaires étrangères ?",
-    "Dans quelle ville se sont déroulées les discussions ?",
+    "Dans quelle ville se sont déroulées les discussions entre Iraniens et Américains ?",
     "Qui est l'envoyé spécial des États-Unis ?",
     "Quel porte-avions les États-Unis ont-ils envoyé dans la région ?",
     "Qui est la secrétaire de presse de la Maison Blanche ?",

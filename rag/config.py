@@ -46,7 +46,8 @@ class Config:
         quantisation, run by onnxruntime; about twice as fast on a CPU) or ``torch`` (the model
         as published). An index keeps the encoder it was built with.
     cache_dir : str
-        Where exported encoders are kept (empty: ``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``).
+        rag's cache folder (empty: ``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``): the exported
+        encoders, and the indexes ``rag eval`` builds for ``--docs``.
     exact_search_limit : int
         Up to this many chunks the vector search is exact (FAISS flat); beyond it an IVF index
         is trained (recall@10 against exact search measured at 0.95 or more, see README).
@@ -77,9 +78,6 @@ class Config:
         Largest file the web chat accepts.
     ui_lang : str
         Interface language of the web chat, ``fr`` or ``en`` (empty: the browser's).
-    cache_dir : str
-        Where ``rag eval`` keeps the indexes it builds for ``--docs`` (default:
-        ``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``).
     """
 
     index_dir: str = "index"
@@ -107,7 +105,6 @@ class Config:
     upload_dir: str = ""
     upload_max_mb: float = 20.0
     ui_lang: str = ""
-    cache_dir: str = ""
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default value came from
 
     def replace(self, **changes: Any) -> "Config":

@@ -101,6 +101,7 @@ class Embedder:
         self.dim = int(dim())
         self._tokenizer = self.model.tokenizer
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     @property
     def key(self) -> str:
@@ -109,7 +110,8 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in model tokens, special tokens excluded."""
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
+        with self._count_lock:  # a tokenizer is not safe to share between threads
+            return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def clip(self, text: str, tokens: int) -> str:
         """The longest prefix of ``text`` (cut between words) that fits in ``tokens`` tokens."""
@@ -129,9 +131,17 @@ class Embedder:
         """Encode texts into a float32 array of unit vectors, shape ``(len(texts), dim)``."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
         with self._lock:  # torch on 2 cores: one encode at a time is fastest and safe
-            vecs = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                     show_progress_bar=progress, convert_to_numpy=True)
+            threads = torch.get_num_threads()
+            if len(texts) <= 4:  # a question: one thread is fastest and never spins against other work
+                torch.set_num_threads(1)
+            try:
+                vecs = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                         show_progress_bar=progress, convert_to_numpy=True)
+            finally:
+                torch.set_num_threads(threads)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 

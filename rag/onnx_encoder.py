@@ -243,12 +243,19 @@ class OnnxEmbedder(Embedder):
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
                                             providers=["CPUExecutionProvider"])
+        # A question is a few tokens: one thread answers it fastest and never spins against other work.
+        options.intra_op_num_threads = 1
+        self._query_session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
+                                                   providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._lock = threading.Lock()
+        self._query_lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in model tokens, special tokens excluded."""
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        with self._count_lock:  # a tokenizer is not safe to share between threads
+            return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Encode texts into a float32 array of unit vectors, shape ``(len(texts), dim)``.
@@ -261,15 +268,18 @@ class OnnxEmbedder(Embedder):
         if not texts:
             return out
         texts = [t.lower() for t in texts] if self.meta.get("lowercase") else list(texts)
-        encodings = self._batcher.encode_batch(texts)
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+        if len(texts) <= QUERY_TEXTS:
+            with self._query_lock:
+                return self._encode_batch(self._batcher.encode_batch(texts), self._query_session)
         with self._lock:
+            encodings = self._batcher.encode_batch(texts)
+            order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
             for rows in _batches([len(encodings[r].ids) for r in order], self.batch_size):
                 picked = order[rows]
-                out[picked] = self._encode_batch([encodings[r] for r in picked])
+                out[picked] = self._encode_batch([encodings[r] for r in picked], self.session)
         return out
 
-    def _encode_batch(self, encodings: list) -> np.ndarray:
+    def _encode_batch(self, encodings: list, session) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(encodings), width), self.meta["pad_id"], dtype=np.int64)
         types = np.zeros_like(ids)
@@ -278,8 +288,11 @@ class OnnxEmbedder(Embedder):
             n = len(e.ids)
             ids[row, :n], types[row, :n], mask[row, :n] = e.ids, e.type_ids, 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        hidden = self.session.run(None, {name: feed[name] for name in self._inputs})[0]
+        hidden = session.run(None, {name: feed[name] for name in self._inputs})[0]
         return _normalize(_pool(hidden, mask, self.meta["pooling"]))
+
+
+QUERY_TEXTS = 4  # up to this many texts (questions) go through the one-thread session
 
 
 def _batches(lengths: Sequence[int], most: int) -> Iterator[slice]:

@@ -288,7 +288,10 @@ def test_restricting_to_a_document_answers_from_it_only(open_chat, tmp_path):
     page.locator("#rag-settings > button, #rag-settings .label-wrap").first.click()
     pick(page, "#rag-restrict", "Ondines")
     page.keyboard.press("Escape")
-    ask(page, SEED_QUESTION)
+    ask(page, SEED_QUESTION)  # answered elsewhere: restricted, it may only abstain or cite Quimper
+    titles = page.locator("#rag-sources section:not([hidden]) .rag-title").all_inner_texts()
+    assert set(titles) <= {"La médiathèque Les Ondines ouvre à Quimper"}
+    ask(page, "Qui dirige la médiathèque de Quimper ?")
     titles = page.locator("#rag-sources section:not([hidden]) .rag-title").all_inner_texts()
     assert titles and set(titles) == {"La médiathèque Les Ondines ouvre à Quimper"}
 

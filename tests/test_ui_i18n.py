@@ -35,11 +35,11 @@ def test_strings_are_formatted_and_counts_agree_with_their_noun():
 
 EXPECTED = {  # what each example question must find in the seed article
     "Qui est le ministre iranien des Affaires étrangères ?": "Araghchi",
-    "Dans quelle ville se sont déroulées les discussions ?": "Mascate",
+    "Dans quelle ville se sont déroulées les discussions entre Iraniens et Américains ?": "Mascate",
     "Qui est l'envoyé spécial des États-Unis ?": "Witkoff",
     "Quel porte-avions les États-Unis ont-ils envoyé dans la région ?": "Abraham Lincoln",
-    "Who is the United States special envoy?": "Witkoff",
-    "Which aircraft carrier did the United States send to the region?": "Abraham Lincoln",
+    "Who is the Iranian foreign minister?": "Araghchi",
+    "Who is the White House press secretary?": "Leavitt",
     "Who is Karoline Leavitt?": "Karoline Leavitt",
     "What did the Iran Human Rights organisation count?": "3 428",
 }

@@ -119,13 +119,13 @@ STRINGS: dict[str, dict[str, str]] = {
 EXAMPLES: dict[str, list[str]] = {
     "fr": [
         "Qui est le ministre iranien des Affaires étrangères ?",
-        "Dans quelle ville se sont déroulées les discussions ?",
+        "Dans quelle ville se sont déroulées les discussions entre Iraniens et Américains ?",
         "Qui est l'envoyé spécial des États-Unis ?",
         "Quel porte-avions les États-Unis ont-ils envoyé dans la région ?",
     ],
     "en": [
-        "Who is the United States special envoy?",
-        "Which aircraft carrier did the United States send to the region?",
+        "Who is the Iranian foreign minister?",
+        "Who is the White House press secretary?",
         "Who is Karoline Leavitt?",
         "What did the Iran Human Rights organisation count?",
     ],

@@ -98,12 +98,9 @@ class IndexJobs:
 
     def _indexer_for_jobs(self) -> Indexer:
         if self._indexer is None:
-            if self._factory is not None:
-                embedder = self._factory()
-            else:
-                from rag.embedding import Embedder
-
-                embedder = Embedder(self.config.model, self.config.batch_size)
+            # without a factory, the indexer loads the index's own encoder (onnx-int8 or torch), shared with
+            # the chat: its tokenizers are guarded, and questions go through their own one-thread session
+            embedder = self._factory() if self._factory is not None else None
             self._indexer = Indexer(self.config, embedder=embedder)
         return self._indexer
 
