@@ -1,5 +1,6 @@
 """Property-based tests (hypothesis): chunker offsets, lengths and coverage; the text normaliser."""
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,3 +56,58 @@ def test_analysis_gives_folded_terms_for_any_text(text, lang):
 @given(st.text(max_size=300))
 def test_clean_text_is_stable(text):
     assert clean_text(clean_text(text)) == clean_text(text)
+
+
+# -- evaluation parsers ------------------------------------------------------------------------
+from rag.qasets import QAFormatError, load_qa  # noqa: E402
+
+words = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(str.strip)
+records = st.lists(st.fixed_dictionaries({"question": words, "answers": st.lists(words, max_size=3)}),
+                   min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records)
+def test_jsonl_sets_round_trip(tmp_path_factory, recs):
+    import json
+
+    path = tmp_path_factory.mktemp("qa") / "set.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    qa = load_qa(path)
+    assert qa.kind == "jsonl" and len(qa.items) == len(recs)
+    for item, rec in zip(qa.items, recs):
+        assert item.question == rec["question"].strip() and item.answers == rec["answers"]
+        assert item.answerable == bool(rec["answers"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode("utf-8")))
+def test_any_bytes_either_parse_or_fail_with_a_message_naming_the_file(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("qa") / "junk.jsonl"
+    path.write_bytes(data)
+    try:
+        qa = load_qa(path)
+    except QAFormatError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert qa.items and all(i.question for i in qa.items)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.fixed_dictionaries({"question": words, "answers": st.lists(
+    st.fixed_dictionaries({"text": words}), max_size=2)}), max_size=3), min_size=1, max_size=4))
+def test_squad_sets_give_one_item_per_question_with_its_paragraph(tmp_path_factory, paragraphs):
+    import json
+
+    data = {"data": [{"title": "T", "paragraphs": [{"context": f"Paragraphe {i}.", "qas": qas}
+                                                   for i, qas in enumerate(paragraphs)]}]}
+    path = tmp_path_factory.mktemp("qa") / "set.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    total = sum(len(q) for q in paragraphs)
+    if not total:
+        with pytest.raises(QAFormatError, match="no question"):
+            load_qa(path)
+        return
+    qa = load_qa(path)
+    assert qa.kind == "squad" and len(qa.items) == total
+    assert all(i.doc.endswith(f"#0-{int(i.where.split('paragraph ')[1].split(',')[0])}") for i in qa.items if i.answers)
