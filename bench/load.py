@@ -16,45 +16,19 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ui_chat import free_port, start_server  # noqa: E402  (one way to start the server)
+
 QUESTIONS = [json.loads(line)["question"] for line in (ROOT / "eval" / "seed_qa.jsonl").read_text("utf-8").splitlines()]
 MAX_REQUESTS_PER_CLIENT = 10_000
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(index: Path, port: int, log_path: Path) -> subprocess.Popen:
-    """``rag serve`` on 127.0.0.1:port; returns once the page answers."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--index", str(index), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"rag serve exited ({proc.returncode}); see {log_path}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("rag serve did not start within 180 s")
 
 
 def client_loop(url: str, seconds: float, offset: int, latencies: list[float], errors: list[str],
