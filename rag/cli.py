@@ -19,6 +19,7 @@ from . import __version__
 from .config import ConfigError, load_config
 from .loading import PathNotFound
 from .store import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Store
+from .text import jsonl_lines
 
 log = logging.getLogger("rag")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -233,10 +234,8 @@ def read_questions(path: str) -> list[str]:
     """Questions from a JSONL file (objects with "question") or plain text, one a line."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     out = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in jsonl_lines(text):
         line = line.strip()
-        if not line:
-            continue
         if line.startswith("{"):
             try:
                 obj = json.loads(line)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from .schema import Document
-from .text import detect_language
+from .text import detect_language, jsonl_lines
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +174,7 @@ def _jsonl_documents(path: Path, data: bytes, default_lang: str,
                      skipped: list[Skipped]) -> Iterator[Document]:
     text = _decode(data)
     base, source = str(path.resolve()), display_path(path)
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, line in jsonl_lines(text):
         where = f"{source}:{lineno}"
         try:
             obj = json.loads(line)

@@ -17,6 +17,7 @@ from typing import Iterable
 
 from .loading import clean_text, doc_id_for, squad_key
 from .store import Store
+from .text import jsonl_lines
 
 
 class QAFormatError(ValueError):
@@ -94,9 +95,7 @@ def load_qa(path: str | os.PathLike) -> QASet:
 
 def _jsonl_items(path: Path, text: str) -> Iterable[QAItem]:
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, line in jsonl_lines(text):
         where = f"{path}:{lineno}"
         try:
             obj = json.loads(line)

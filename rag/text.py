@@ -22,6 +22,16 @@ _EN = frozenset(
 LANGS = ("fr", "en")
 
 
+def jsonl_lines(text: str) -> list[tuple[int, str]]:
+    """Numbered lines of a JSON Lines text, split on ``\n`` only.
+
+    ``str.splitlines`` also breaks on U+0085, U+2028 and other characters that JSON
+    writes raw inside strings, which would cut a valid record in two.
+    Blank lines are left out; line numbers count from 1.
+    """
+    return [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+
 def strip_accents(text: str) -> str:
     """Remove combining accents: ``"États"`` -> ``"Etats"``."""
     decomposed = unicodedata.normalize("NFKD", text)

@@ -61,6 +61,13 @@ def test_jsonl_articles_and_broken_lines(tmp_path):
     assert "invalid JSON" in res.skipped[0].reason and '"text"' in res.skipped[1].reason
 
 
+def test_jsonl_record_with_unicode_line_separators_stays_whole(tmp_path):
+    # json.dumps(ensure_ascii=False) writes U+2028 and U+0085 raw; they are not record breaks.
+    text = ARTICLE_FR.replace(". ", ".\u2028", 1).replace(". ", ".\x85", 1)
+    res = _one(tmp_path, "feed.jsonl", json.dumps({"title": "Pont", "text": text}, ensure_ascii=False) + "\n")
+    assert not res.skipped and [d.title for d in res.documents] == ["Pont"]
+
+
 def test_squad_json_gives_one_document_per_paragraph_with_clean_titles(tmp_path):
     data = {"data": [{"title": "<i>Le Monde</i>", "paragraphs": [
         {"context": "Le Monde est un quotidien français fondé en 1944.", "qas": []},

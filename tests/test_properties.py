@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis): chunker offsets, lengths and coverage; the text normaliser."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rag.chunking import Chunker
@@ -16,6 +16,7 @@ texts = st.lists(st.sampled_from(WORDS) | st.text(min_size=1, max_size=12), min_
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts, limit=st.integers(min_value=16, max_value=120))
+@example(text="x" * 40, limit=16)  # repetitive text: offsets must move forward
 def test_chunks_are_exact_slices_within_the_limit_and_lose_no_text(embedder, text, limit):
     doc = make_document("k", "s", "t", text)
     chunks = Chunker(embedder.count_tokens, limit, limit // 5).run(doc)
@@ -68,6 +69,7 @@ records = st.lists(st.fixed_dictionaries({"question": words, "answers": st.lists
 
 @settings(max_examples=60, deadline=None)
 @given(records)
+@example([{"question": "0\x85", "answers": []}, {"question": "a\u2028b", "answers": ["c\x1cd"]}])
 def test_jsonl_sets_round_trip(tmp_path_factory, recs):
     import json
 
