@@ -43,18 +43,31 @@ class Chunker:
     def run(self, doc: Document) -> list[Chunk]:
         """Chunk one document; every chunk satisfies ``doc.text[c.start:c.end] == c.text``."""
         chunks: list[Chunk] = []
-        cursor = 0
         for piece in self._splitter.split_text(doc.text):
             for part in self._fit(piece):
-                start = doc.text.find(part, cursor)
-                if start < 0:  # overlap moved us past it: search from the previous chunk's start
-                    start = doc.text.find(part, chunks[-1].start if chunks else 0)
-                if start < 0:
-                    raise AssertionError(f"chunk not found in {doc.source}: {part[:60]!r}")
-                end = start + len(part)
-                chunks.append(Chunk(f"{doc.id}-{len(chunks):04d}", doc.id, part, start, end, len(chunks)))
-                cursor = start + 1
+                start = self._locate(doc, part, chunks[-1] if chunks else None)
+                chunks.append(Chunk(f"{doc.id}-{len(chunks):04d}", doc.id, part, start,
+                                    start + len(part), len(chunks)))
         return chunks
+
+    @staticmethod
+    def _locate(doc: Document, part: str, prev: Chunk | None) -> int:
+        """Offset of ``part``: after the previous chunk's start, at the latest where it ends.
+
+        A chunk either overlaps the previous one or starts at the next non-blank character
+        after it. Taking the last such occurrence keeps offsets right in repetitive text
+        ("xxxx…", a repeated paragraph), where the first occurrence would step back.
+        """
+        text = doc.text
+        lo, hi = (prev.start + 1, prev.end) if prev else (0, 0)
+        while hi < len(text) and text[hi].isspace():
+            hi += 1
+        start = text.rfind(part, lo, hi + len(part))
+        if start < 0:
+            start = text.find(part, lo)
+        if start < 0:
+            raise AssertionError(f"chunk not found in {doc.source}: {part[:60]!r}")
+        return start
 
     def _fit(self, piece: str) -> list[str]:
         """Guarantee the token limit even where the splitter could not (one giant word)."""
