@@ -124,9 +124,12 @@ class Retriever:
 
     @property
     def embedder(self) -> Embedder:
-        """The query encoder (the index's model)."""
-        if self._embedder is None:
-            self._embedder = get_embedder(self.config.model, self.config.batch_size)
+        """The query encoder: the index's model, run the way the index was built (torch or int8)."""
+        encoder = self.manifest.encoder if self.manifest else None
+        if self._embedder is None or (encoder and self._embedder.encoder != encoder):
+            self._embedder = get_embedder(self.config.model, self.config.batch_size, encoder,
+                                          self.config.cache_dir or None)
+            self._queries.clear()
         return self._embedder
 
     def refresh(self) -> bool:

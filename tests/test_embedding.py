@@ -108,6 +108,12 @@ def test_an_index_keeps_its_encoder_unless_another_is_asked_for(tmp_path, corpus
     report = follower.build([corpus], progress=False)
     assert follower.encoder is Encoder.TORCH and report.added and report.encoded >= 1
     assert Store(index).manifest().encoder == "torch"
+    # and questions are encoded the way its vectors were, whatever the configured default
+    from rag.retrieval import Retriever
+
+    retriever = Retriever(load_config(env={"RAG_INDEX_DIR": index, "RAG_ENCODER": "onnx-int8"}))
+    assert retriever.embedder.encoder is Encoder.TORCH
+    assert retriever.search("grève des contrôleurs aériens", mode="dense")[0].title
     # asking explicitly for another encoder says how to switch
     with pytest.raises(IndexMismatch, match=r"encoder=torch.*RAG_ENCODER says encoder=onnx-int8.*--rebuild"):
         Indexer(load_config(env={"RAG_ENCODER": "onnx-int8", "RAG_INDEX_DIR": index})).build([corpus], progress=False)
