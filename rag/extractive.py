@@ -23,9 +23,11 @@ PIAF-dev and checked on the other half (README, "Answers").
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -33,12 +35,11 @@ import numpy as np
 from .answering import AnswerMode, Request, abstain, citation_for
 from .config import Config
 from .lexical import analyze
-from .questions import QuestionType, question_type
+from .questions import QuestionType, question_type, strip_meta
 from .schema import Answer, Citation, Hit
 from .sentences import Span, has_date, has_number, names, places, split_sentences
 from .text import normalize_answer
 
-BM25_K1 = 1.2  # the lexical index's k1: bounds a term's BM25 contribution
 PREFIX = 5     # stems sharing this many first letters match (derivations, French/English cognates)
 WINDOWS = (12, 6)  # terms in the proximity windows
 _QUESTION_WORDS = ("combien quand comment pourquoi quoi lequel laquelle lesquels lesquelles quel quelle "
@@ -47,20 +48,38 @@ _QUESTION_WORDS = ("combien quand comment pourquoi quoi lequel laquelle lesquels
 FEATURES = ("coverage", "fuzzy", "chunk_coverage", "title_coverage", "fused", "bm25", "dense", "first",
             "type_match", "type_missing", "novelty", "short", "prev_coverage", "window", "log_len", "bigram",
             "best_in_hit", "window6")
-# Sentence weights in the order of FEATURES (a softmax over a question's sentences), then the evidence
-# model over EVIDENCE_FEATURES and its bias. Fitted on the even-numbered articles of PIAF-dev with k=5
-# passages (the evidence model also on the odd-numbered questions asked of an index without their
-# articles, as unanswerable ones); checked on the other half. See README, "Answers".
-WEIGHTS = np.array([1.19, 1.19, 6.21, 6.09, 3.40, -15.18, 1.13, 0.08, 0.73, -0.77, -2.38, -2.56, 0.86, 1.21, 0.53,
-                    0.06, -0.15, 1.63], dtype=np.float32)
 EVIDENCE_FEATURES = ("doc_share", "coverage", "window", "window6", "bigram", "type_missing", "type_match")
-EVIDENCE = np.array([5.86, 1.72, 3.24, -1.41, 3.57, -0.53, -0.15, -6.76], dtype=np.float32)
-# Support: the chance that the best sentence itself holds the answer, from its own features only
-# (coverage, window, window6, bigram, type_missing, type_match, then bias); fitted on the same data.
-# Doc share is relative (one source beats the others); support is absolute, so a small corpus, where
-# one document always wins, still abstains on questions its sentences do not hold.
-SUPPORT = np.array([4.44, 2.37, -1.59, 1.90, -0.78, 0.02, -3.41], dtype=np.float32)
-SUPPORT_MIN = 0.1
+SUPPORT_FEATURES = EVIDENCE_FEATURES[1:]
+WEIGHTS_FILE = Path(__file__).with_name("extractive_weights.json")
+
+
+def load_weights(path: Path = WEIGHTS_FILE) -> dict[str, np.ndarray | float]:
+    """The fitted weights (written by ``eval/fit_answerer.py``), checked against the feature lists.
+
+    ``sentence``: weights of :data:`FEATURES` (a softmax over a question's sentences);
+    ``evidence``: weights of :data:`EVIDENCE_FEATURES`, then the bias (a logistic model);
+    ``support``: weights of :data:`SUPPORT_FEATURES`, then the bias; ``support_min``: its floor.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for key, names in (("sentence", FEATURES), ("evidence", EVIDENCE_FEATURES), ("support", SUPPORT_FEATURES)):
+        if tuple(data[key]["features"]) != names:
+            raise ValueError(f"{path}: {key} weights are for features {data[key]['features']}, "
+                             f"this version computes {list(names)}; refit with eval/fit_answerer.py")
+    return {"sentence": np.array(data["sentence"]["weights"], dtype=np.float32),
+            "evidence": np.array(data["evidence"]["weights"] + [data["evidence"]["bias"]], dtype=np.float32),
+            "support": np.array(data["support"]["weights"] + [data["support"]["bias"]], dtype=np.float32),
+            "support_min": float(data["support_min"])}
+
+
+# Fitted on the questions of the even-numbered PIAF-dev articles, checked on the odd-numbered ones
+# (README, "Answers"). Support is the chance that the best sentence itself holds the answer, from its
+# own features only: doc share is relative (one source beats the others), support is absolute, so a
+# small corpus, where one document always wins, still abstains on questions its sentences do not hold.
+_FITTED = load_weights()
+WEIGHTS: np.ndarray = _FITTED["sentence"]
+EVIDENCE: np.ndarray = _FITTED["evidence"]
+SUPPORT: np.ndarray = _FITTED["support"]
+SUPPORT_MIN: float = _FITTED["support_min"]
 SECOND_RATIO = 0.3
 CONTEXT_WEIGHT = 0.5  # weight of the words a follow-up question borrows from the chat
 
@@ -149,7 +168,7 @@ def make_query(question: str, lang: str, stats: TermStats, context: str = "") ->
     ``context`` (words a follow-up borrows from the chat) counts ``CONTEXT_WEIGHT`` as much.
     """
     skip = {t for w in _QUESTION_WORDS.split() for lg in ("fr", "en") for t in _word_terms(w, lg)}
-    seq = [t for t in terms_of(question, lang) if t not in skip]
+    seq = [t for t in terms_of(strip_meta(question, lang), lang) if t not in skip]
     weights = {t: stats.idf(t) for t in dict.fromkeys(seq)}
     for t in terms_of(context, lang):
         if t not in skip and t not in weights:
@@ -212,7 +231,6 @@ def sentence_candidates(query: Query, hits: Sequence[Hit]) -> list[Candidate]:
     for i, hit in enumerate(hits):
         chunk_cov = query.coverage(set(terms_of(hit.title + "\n" + hit.text, hit.lang)), hit.lang)[0]
         title_cov = query.coverage(set(terms_of(hit.title, hit.lang)), hit.lang)[0]
-        bm25 = hit.bm25 / ((BM25_K1 + 1) * query.total)
         prev, mine = 0.0, []
         for span in split_sentences(hit.text):
             text = hit.text[span.start:span.end]
@@ -221,7 +239,7 @@ def sentence_candidates(query: Query, hits: Sequence[Hit]) -> list[Candidate]:
             cov, fuzzy = query.coverage(terms, hit.lang)
             match, missing = _type_features(query, text)
             feats = [cov, fuzzy, chunk_cov, title_cov,
-                     hit.score, bm25, hit.dense, float(i == 0), match, missing,
+                     hit.score, hit.bm25, hit.dense, float(i == 0), match, missing,
                      len(terms - own) / len(terms) if terms else 0.0, float(len(text.split()) < 5), prev,
                      _window(query, seq, hit.lang, WINDOWS[0]), math.log1p(len(seq)), _bigrams(query, seq), 0.0,
                      _window(query, seq, hit.lang, WINDOWS[1])]

@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 from .answering import AnswerMode, Answerer, Request, Turn, abstain, make_answerer, parse_mode
 from .config import Config, load_config
 from .extractive import TermStats
-from .questions import rewrite_followup
+from .questions import rewrite_followup, strip_meta
 from .retrieval import Retriever
 from .schema import Answer
 from .text import detect_language
@@ -120,5 +120,5 @@ class RAG:
         history = list(history or [])
         lang = self._language(question, history)
         query = rewrite_followup(question, history, lang)
-        hits = self.retriever.search(query, k or self.config.top_k, docs=docs, lang=lang)
+        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang)
         return Request(question, hits, lang, query, history, self.term_stats())

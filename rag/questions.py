@@ -87,6 +87,37 @@ def question_type(question: str, lang: str = "fr") -> QuestionType:
     return QuestionType.OTHER
 
 
+# Words about the article itself ("cité dans l'article", "mentioned in the text"): never in its sentences.
+_END = r"(?=\s*[?.!]*\s*$)"
+_META = {
+    "fr": re.compile(r"\b(?:(?:est|sont|a\s+été|ont\s+été)\s+)?(?:cité|mentionné|évoqué|nommé)e?s?"
+                     r"(?:\s+dans\s+(?:l['’]\s*|le\s+|ce\s+|cet\s+)(?:article|texte|document))?" + _END + "|"
+                     r"\b(?:dans|selon|d['’]après)\s+(?:l['’]\s*|le\s+|ce\s+|cet\s+)(?:article|texte|document)\b", re.I),
+    "en": re.compile(r"\b(?:(?:is|are|was|were)\s+)?(?:mentioned|cited|named|quoted)"
+                     r"(?:\s+in\s+(?:the|this)\s+(?:article|text|report))?" + _END + "|"
+                     r"\b(?:in|according\s+to)\s+(?:the|this)\s+(?:article|text|report)\b", re.I),
+}
+
+
+def strip_meta(question: str, lang: str = "fr") -> str:
+    """``question`` without the words that point at the article rather than at its content.
+
+    Examples
+    --------
+    >>> strip_meta("Quel groupe armé libanais est cité dans l'article ?")
+    'Quel groupe armé libanais ?'
+    >>> strip_meta("Which group is mentioned in the article?", "en")
+    'Which group?'
+    >>> strip_meta("Qui est cité par Le Monde ?")  # a question about quoting: kept
+    'Qui est cité par Le Monde ?'
+    """
+    out = _META.get(lang, _META["fr"]).sub(" ", question)
+    if out == question:
+        return question
+    out = " ".join(out.split()).lstrip(",;: ")
+    return re.sub(r"\s+([?!.,])", r"\1", out) if lang == "en" else out
+
+
 # Words that make a question lean on the previous one: pronouns and openers of elliptic questions.
 _ANAPHORA = {
     "fr": re.compile(r"^\s*(?:et|mais|puis|alors|ensuite)\b|\b(?:il|elle|ils|elles|lui|leur|eux|celui|celle|ceux|"

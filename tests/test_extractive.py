@@ -45,6 +45,32 @@ def test_answer_quotes_the_sentence_holding_the_answer_and_cites_it_exactly(retr
         assert " ".join(text[c.sentence_start:c.sentence_end].split()) in ans.answer
 
 
+def test_words_about_the_article_itself_weigh_nothing(retriever):
+    from rag.extractive import choose
+
+    stats = TermStats.from_lexical(retriever.lexical)
+
+    def evidence(question):
+        hits = retriever.search("Quel groupe armé libanais ?", 5, lang="fr")
+        return choose(ExtractiveAnswerer(Config()).rank(Request(question, hits, "fr", stats=stats)), hits).evidence
+
+    core = evidence("Quel groupe armé libanais ?")
+    assert core > 0 and evidence("Quel groupe armé libanais est cité dans l'article ?") == pytest.approx(core)
+    assert evidence("Selon l'article, quel groupe armé libanais ?") == pytest.approx(core)
+    assert "Hezbollah" in answer(retriever, "Quel groupe armé libanais est mentionné dans l'article ?").answer
+
+
+def test_weights_fitted_for_other_features_are_refused_with_the_way_to_refit(tmp_path):
+    from rag.extractive import FEATURES, WEIGHTS_FILE, load_weights
+
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    assert tuple(data["sentence"]["features"]) == FEATURES and len(data["sentence"]["weights"]) == len(FEATURES)
+    data["sentence"]["features"] = data["sentence"]["features"][:-1]
+    (tmp_path / "w.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"w\.json: sentence weights are for features.*eval/fit_answerer\.py"):
+        load_weights(tmp_path / "w.json")
+
+
 def test_every_marker_has_its_citation_numbered_from_one(retriever):
     ans = answer(retriever, "Qui est l'envoyé spécial des États-Unis ?")
     markers = [int(n) for n in re.findall(r"\[(\d+)\]", ans.answer)]

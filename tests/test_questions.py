@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.questions import QuestionType, is_followup, question_type, rewrite_followup
+from rag.questions import QuestionType, is_followup, question_type, rewrite_followup, strip_meta
 
 Q1 = "Qui est le ministre iranien des Affaires étrangères ?"
 
@@ -48,3 +48,16 @@ def test_the_topic_carries_over_several_follow_ups():
     history = [(Q1, "Abbas Araghchi [1]"), ("Et qui l'a rencontré ?", "Badr al-Busaidi [1]")]
     rewritten = rewrite_followup("Et quand ?", history)
     assert "iranien" in rewritten and "rencontré" in rewritten
+
+
+@pytest.mark.parametrize("question, lang, core", [
+    ("Quel groupe armé libanais est cité dans l'article ?", "fr", "Quel groupe armé libanais ?"),
+    ("Selon le texte, qui a gagné ?", "fr", "qui a gagné ?"),
+    ("Which group is mentioned in the article?", "en", "Which group?"),
+    ("According to the article, who won?", "en", "who won?"),
+    ("Qui est cité par Le Monde ?", "fr", "Qui est cité par Le Monde ?"),         # quoting is the subject
+    ("Citer le premier lieu mentionné où la plante pousse ?", "fr",
+     "Citer le premier lieu mentionné où la plante pousse ?"),                      # not at the end: content
+])
+def test_words_pointing_at_the_article_are_dropped_from_the_question(question, lang, core):
+    assert strip_meta(question, lang) == core
