@@ -44,7 +44,7 @@ from rag.pipeline import RAG  # noqa: E402
 from rag.qasets import load_qa  # noqa: E402
 
 K = 5
-THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
 @dataclass

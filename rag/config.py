@@ -95,7 +95,7 @@ class Config:
     bm25_weight: float = 0.8
     doc_weight: float = 0.3
     default_lang: str = "fr"
-    abstain_threshold: float = 0.2
+    abstain_threshold: float = 0.15
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""

@@ -35,7 +35,7 @@ import numpy as np
 from .answering import AnswerMode, Request, abstain, citation_for
 from .config import Config
 from .lexical import analyze
-from .questions import QuestionType, question_type, strip_meta
+from .questions import QuestionType, asked_noun, question_type, strip_meta
 from .schema import Answer, Citation, Hit
 from .sentences import Span, has_date, has_number, names, places, split_sentences
 from .text import normalize_answer
@@ -168,6 +168,7 @@ def make_query(question: str, lang: str, stats: TermStats, context: str = "") ->
     ``context`` (words a follow-up borrows from the chat) counts ``CONTEXT_WEIGHT`` as much.
     """
     skip = {t for w in _QUESTION_WORDS.split() for lg in ("fr", "en") for t in _word_terms(w, lg)}
+    skip.update(_word_terms(asked_noun(question, lang), lang))
     seq = [t for t in terms_of(strip_meta(question, lang), lang) if t not in skip]
     weights = {t: stats.idf(t) for t in dict.fromkeys(seq)}
     for t in terms_of(context, lang):

@@ -59,6 +59,30 @@ _RULES_EN: list[tuple[QuestionType, re.Pattern]] = [
 ]
 
 
+_ASKED_NOUN = {
+    "fr": re.compile(rf"\b{_QUEL}\s+(?:est\s+|était\s+)?(?:la\s+|le\s+|l['’]\s*)?({_PLACE_NOUNS}|{_DATE_NOUNS})\b", re.I),
+    "en": re.compile(r"\b(?:what|which)\s+(city|country|town|place|region|state|continent|capital|island|"
+                     r"year|day|date|month|century|decade|time)\b", re.I),
+}
+
+
+def asked_noun(question: str, lang: str = "fr") -> str:
+    """The noun naming what a place or date question asks for (*quelle ville*, *which year*), or "".
+
+    The answer names the place or the date instead (*« arrivés à Mascate »*), so this noun is
+    no evidence that a sentence answers.
+
+    Examples
+    --------
+    >>> asked_noun("Dans quelle ville se sont déroulées les discussions ?")
+    'ville'
+    >>> asked_noun("Quelle est la population d'Oman ?")
+    ''
+    """
+    m = _ASKED_NOUN.get(lang, _ASKED_NOUN["fr"]).search(question)
+    return m.group(1) if m else ""
+
+
 def question_type(question: str, lang: str = "fr") -> QuestionType:
     """The kind of answer ``question`` expects.
 

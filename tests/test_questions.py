@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.questions import QuestionType, is_followup, question_type, rewrite_followup, strip_meta
+from rag.questions import QuestionType, asked_noun, is_followup, question_type, rewrite_followup, strip_meta
 
 Q1 = "Qui est le ministre iranien des Affaires étrangères ?"
 
@@ -61,3 +61,15 @@ def test_the_topic_carries_over_several_follow_ups():
 ])
 def test_words_pointing_at_the_article_are_dropped_from_the_question(question, lang, core):
     assert strip_meta(question, lang) == core
+
+
+@pytest.mark.parametrize("question, lang, noun", [
+    ("Dans quelle ville se sont déroulées les discussions ?", "fr", "ville"),
+    ("En quelle année le pont a-t-il ouvert ?", "fr", "année"),
+    ("Quel pays a accueilli la rencontre ?", "fr", "pays"),
+    ("In which city did the talks take place?", "en", "city"),
+    ("Quelle est la population d'Oman ?", "fr", ""),   # a number's noun is said next to the number
+    ("Qui a rencontré le ministre ?", "fr", ""),
+])
+def test_the_noun_a_place_or_date_question_asks_for_is_found(question, lang, noun):
+    assert asked_noun(question, lang) == noun
