@@ -271,6 +271,28 @@ def _excerpt_around(c, width: int = 400) -> str:
     return ("…" if a > 0 else "") + text + ("…" if b < len(c.excerpt) else "")
 
 
+def resolve_doc_names(store: Store, names: list[str]) -> tuple[list[str], list[str]]:
+    """Document ids for ``--doc`` names, and the names that match nothing.
+
+    A name is an id, a title, or a source or folder as ``rag index list`` shows it; a path that
+    exists here also matches the documents read from it (or from below it), wherever the index
+    was built from.
+    """
+    ids: list[str] = []
+    unknown: list[str] = []
+    keys = None
+    for name in names:
+        found = store.resolve_docs([name])
+        if Path(name).exists():
+            keys = keys if keys is not None else [(d["id"], d["key"]) for d in store.documents()]
+            base = str(Path(name).resolve())
+            found += [i for i, key in keys if key == base or key.startswith((base + "/", base + "#"))]
+        ids.extend(found)
+        if not found:
+            unknown.append(name)
+    return sorted(set(ids)), unknown
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """``rag ask``."""
     from .pipeline import RAG
@@ -286,8 +308,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     questions = read_questions(args.questions) if args.questions else [args.question]
     rag = RAG(_config(args))
+    docs = None
+    if args.doc:
+        docs, unknown = resolve_doc_names(rag.retriever.store, args.doc)
+        if unknown:
+            print(f"rag ask: --doc {unknown[0]!r} matches no indexed document; give an id, a title, a folder "
+                  f"or a source as `rag index list --index {rag.retriever.store.folder}` shows it", file=sys.stderr)
+            return EXIT_BAD_INPUT
     for q in questions:
-        ans = rag.ask(q, k=args.k, docs=args.doc, mode=args.mode)
+        ans = rag.ask(q, k=args.k, docs=docs, mode=args.mode)
         if args.json:
             print(json.dumps(ans.to_json(), ensure_ascii=False), flush=True)
         else:

@@ -104,3 +104,15 @@ def test_ask_llm_mode_without_endpoint_is_a_usage_error_naming_the_settings(buil
     index, _ = built
     env_free = rag("ask", "Qui ?", "--index", str(index), "--mode", "llm")
     assert env_free.returncode == 2 and "RAG_LLM_BASE_URL" in env_free.stderr and "Traceback" not in env_free.stderr
+
+
+def test_ask_restricted_to_a_document_by_path_from_anywhere_or_refused_by_name(built, tmp_path):
+    index, _ = built
+    article = ROOT / "seeds" / "000_7bf8fbc2ce84b06f.txt"
+    for doc in (str(article), str(article.parent)):  # absolute paths, asked from another folder
+        res = rag("ask", "Qui est Alissa Pavia ?", "--index", str(index), "--doc", doc, "--json", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert "Atlantic Council" in json.loads(res.stdout)["answer"]
+    res = rag("ask", "Qui est Alissa Pavia ?", "--index", str(index), "--doc", "seeds/nothing-here.txt")
+    assert res.returncode == 2 and "--doc 'seeds/nothing-here.txt' matches no indexed document" in res.stderr
+    assert "rag index list" in res.stderr
