@@ -130,3 +130,15 @@ def test_an_index_made_before_file_stamps_still_works(config, corpus, embedder):
     assert (report.files_read, report.unchanged_files, len(report.unchanged)) == (3, 0, 3)
     assert not report.changed
     assert indexer.build([corpus], progress=False).files_read == 0
+
+
+def test_an_unchanged_file_whose_documents_are_missing_is_read_after_all(config, corpus, embedder):
+    indexer = _built(config, corpus, embedder)
+    store = Store(config.index_dir)
+    stamps = store.file_stamps(indexer.reader)
+    source = next(d["source"] for d in store.documents() if d["source"].endswith("pont.txt"))
+    indexer.remove([source])
+    with store.transaction():   # the stamps a build waiting for the lock read before the removal
+        store.record_files(stamps, indexer.reader)
+    report = indexer.build([corpus], progress=False)
+    assert report.added == [source] and (report.files_read, report.unchanged_files) == (1, 2)
