@@ -65,6 +65,8 @@ def files_of(keys: Sequence[str]) -> set[str]:
 
 def orphans(loaded: LoadResult, existing: dict[str, dict]) -> list[str]:
     """Files passed over as unchanged that have no indexed document (another build removed them since)."""
+    if not loaded.unchanged_files:
+        return []
     indexed = files_of(list(existing))
     return list(dict.fromkeys(f for f in loaded.unchanged_files if f not in indexed))
 
