@@ -1,4 +1,10 @@
-"""Indexing: load, chunk, embed (through the cache) and store, incrementally and atomically."""
+"""Indexing: load, chunk, embed (through the cache) and store, incrementally and atomically.
+
+Incremental: a file whose size, modification and change times and inode are those recorded
+when it was last read is not read again (:class:`rag.files.FileStamp`, which says what that
+misses); a file read is compared by the hash of its text, so only changed text is chunked and
+only text never seen is encoded. ``rebuild`` reads every file.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +13,26 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from .chunking import Chunker
+from .changes import BuildReport, compare, orphans
 from .config import Config
 from .embedding import Embedder, Encoder, cache_key, canonical_model_name, get_embedder
 from .lexical import LexicalIndex, index_terms
-from .loading import LoadResult, Skipped, load_paths
+from .files import FileStamp, key_files
+from .loading import LoadResult, load_paths, loader_version
 from .schema import Chunk, Document
-from .store import FORMAT_VERSION, IndexCorrupt, IndexMismatch, Manifest, Store, now_iso
+from .store import FORMAT_VERSION, IndexCorrupt, IndexError_, IndexMismatch, Manifest, Store, now_iso
 from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 # what the BM25 index needs of each stored chunk: id, terms, document, language
 _LEXICAL_ROWS = "SELECT c.rowid, c.terms, c.doc_id, d.lang FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.rowid"
 ENCODE_STEP = 256  # chunks encoded (and cached) per step: a crash loses at most one step
-
-
-@dataclass
-class BuildReport:
-    """What a build did. Lists hold document sources."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # indexed before, unreadable now: previous version kept
-    chunks_total: int = 0
-    chunks_new: int = 0
-    encoded: int = 0
-    cached: int = 0
-    seconds: float = 0.0
-    encode_seconds: float = 0.0
-    generation: int = 0
-
-    @property
-    def changed(self) -> bool:
-        """True when the build changed the index."""
-        return bool(self.added or self.updated or self.removed)
-
-    def summary(self) -> str:
-        """One line for people."""
-        rate = f", {self.encoded / self.encode_seconds:.1f} chunks/s" if self.encoded and self.encode_seconds else ""
-        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-                f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
-                f"{self.chunks_new} new chunks: {self.encoded} encoded, {self.cached} from cache{rate}; "
-                f"{self.chunks_total} chunks in index; {self.seconds:.1f} s")
 
 
 CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")
@@ -78,11 +52,6 @@ def embed_text(title: str, chunk_text: str) -> str:
 def text_hash(text: str) -> str:
     """Cache key of an embedded text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _under(key: str, roots: Sequence[Path]) -> bool:
-    path = Path(key.split("#", 1)[0])
-    return any(path == r or r in path.parents for r in roots)
 
 
 class Indexer:
@@ -121,6 +90,11 @@ class Indexer:
                                           self.config.cache_dir or None)
         return self._embedder
 
+    @property
+    def reader(self) -> str:
+        """What file stamps are recorded under: the loader's code and the settings it reads with."""
+        return f"{loader_version()} max_file_mb={self.config.max_file_mb} default_lang={self.config.default_lang}"
+
     def build(self, paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike | None = None,
               rebuild: bool = False, prune: bool = True, wait: float = 0.0,
               progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
@@ -133,7 +107,8 @@ class Indexer:
         index_dir : path-like, optional
             Index folder (default: ``config.index_dir``).
         rebuild : bool
-            Start over (needed after changing the model or chunking); the cache is kept.
+            Start over (needed after changing the model or chunking), reading every file; the
+            cache is kept. Otherwise a file is read only if its stamp changed.
         prune : bool
             Remove indexed documents under ``paths`` whose file is gone.
         wait : float
@@ -149,7 +124,8 @@ class Indexer:
         """
         paths = [Path(p) for p in paths]
         t0 = time.perf_counter()
-        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang)
+        known = {} if rebuild else self._known_stamps(index_dir)
+        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known)
         return self._run(index_dir, wait, t0, loaded, paths, rebuild, prune, progress, on_progress)
 
     def add_documents(self, docs: Sequence[Document], index_dir: str | os.PathLike | None = None,
@@ -161,6 +137,17 @@ class Indexer:
                 wait: float = 0.0, progress: bool = True) -> BuildReport:
         """Start the index over with exactly ``docs`` (vectors come from the cache where present)."""
         return self._run(index_dir, wait, time.perf_counter(), LoadResult(list(docs)), [], True, False, progress)
+
+    def _known_stamps(self, index_dir: str | os.PathLike | None) -> dict[str, FileStamp]:
+        """Stamps of the files indexed so far (none for a missing or damaged index: the build says what)."""
+        try:
+            store = Store(index_dir or self.config.index_dir)
+        except IndexError_:
+            return {}
+        try:
+            return {path: FileStamp(*stamp) for path, stamp in store.file_stamps(self.reader).items()}
+        finally:
+            store.close()
 
     def _run(self, index_dir, wait: float, t0: float, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
              prune: bool, progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
@@ -227,49 +214,30 @@ class Indexer:
 
     def _build_locked(self, store: Store, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
                       prune: bool, progress: bool, on_progress) -> BuildReport:
-        report = BuildReport(skipped=loaded.skipped)
         manifest = self._check_manifest(store, rebuild)
         existing = {d["key"]: d for d in store.documents()}
-        roots = [r.resolve() for r in roots]
-        skipped_keys = {str(Path(s.path.split(":", 1)[0]).resolve()) for s in loaded.skipped}
-        new_docs, changed_old = [], []
-        seen = set()
-        for doc in loaded.documents:
-            seen.add(doc.key)
-            old = existing.get(doc.key)
-            if old is None:
-                new_docs.append(doc)
-                report.added.append(doc.source)
-            elif old["sha256"] != doc.sha256 or rebuild:
-                new_docs.append(doc)
-                changed_old.append(old)
-                report.updated.append(doc.source)
-            else:
-                report.unchanged.append(doc.source)
-        removed = []
-        for key, old in existing.items():
-            if key in seen:
-                continue
-            if prune and _under(key, roots):
-                if key.split("#", 1)[0] in skipped_keys:
-                    report.kept.append(old["source"])
-                else:
-                    removed.append(old)
-                    report.removed.append(old["source"])
-            elif rebuild:  # documents from other roots cannot be re-embedded without their files
-                removed.append(old)
-                report.removed.append(old["source"])
+        lost = orphans(loaded, existing)
+        if lost:  # their documents went while this build waited for the lock: read them after all
+            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang), lost)
+        report = BuildReport(skipped=loaded.skipped, files_read=loaded.files_read,
+                             unchanged_files=len(loaded.unchanged_files))
+        changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
         gen_ok = manifest is not None and store.gen_dir(manifest.generation).is_dir()
         if report.changed or not gen_ok or rebuild:
-            chunks, vectors = self._embed(store, new_docs, report, progress, on_progress)
-            self._commit(store, manifest if not rebuild else None, new_docs, changed_old + removed,
-                         chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok)
+            chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
+            self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
+                         chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps)
+        elif loaded.stamps:  # files read again (touched, or not stamped before) and found unchanged
+            with store.transaction():
+                store.record_files(loaded.stamps, self.reader)
         report.chunks_total = store.counts()[1]
         current = store.manifest()
         report.generation = current.generation if current else 0
         return report
 
     def _chunk(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
+        from .chunking import Chunker  # here: a build with nothing to chunk does not import langchain
+
         emb = self.embedder
         chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap)
         budget = self.config.chunk_tokens + self.config.title_tokens + 1
@@ -314,7 +282,7 @@ class Indexer:
 
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
-                rebuild: bool = False, gen_ok: bool = True) -> None:
+                rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None) -> None:
         dim = self._dim(manifest)
         gen = max([manifest.generation if manifest else 0, *self._gen_numbers(store)]) + 1
         gone_ids = [d["id"] for d in gone]
@@ -363,6 +331,8 @@ class Indexer:
             if rebuild:
                 db.execute("DELETE FROM chunks")
                 db.execute("DELETE FROM documents")
+            store.forget_files(None if rebuild else (f for d in gone for f in key_files(d["key"])))
+            store.record_files(stamps or {}, self.reader)
             for i in range(0, len(gone_ids), 500):
                 part = gone_ids[i:i + 500]
                 marks = ",".join("?" * len(part))

@@ -26,6 +26,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH
 
+from .bm25_build import bm25_index, term_ids
 from .text import strip_accents
 
 ANALYZER_VERSION = 2  # stored with the index: terms written by another analysis need a rebuild
@@ -163,18 +164,14 @@ class LexicalIndex:
         if not n:
             self._bm25 = self._docs = None
             return self
-        doc_terms: list[list[str]] = [[] for _ in order]
-        doc_langs = np.zeros(len(order), dtype=np.int8)
-        for row, terms in enumerate(tokens):
-            doc_terms[self.groups[row]].extend(terms)
-            doc_langs[self.groups[row]] = self.langs[row]
-        self._bm25, self._docs, self._doc_langs = self._index(tokens), self._index(doc_terms), doc_langs
+        last = np.zeros(len(order), dtype=np.int64)
+        np.maximum.at(last, self.groups, np.arange(n))
+        self._doc_langs = self.langs[last]  # a document's language: its last row's
+        # a document's terms are its rows' terms: the same term ids, owned by the row's document
+        vocab, terms, rows = term_ids(tokens)
+        self._bm25 = bm25_index(vocab, terms, rows, n, self.k1, self.b)
+        self._docs = bm25_index(vocab, terms, self.groups[rows].astype(np.int64), len(order), self.k1, self.b)
         return self
-
-    def _index(self, tokens: Sequence[list[str]]) -> bm25s.BM25:
-        bm = bm25s.BM25(k1=self.k1, b=self.b)
-        bm.index([t if t else ["\u2205"] for t in tokens], show_progress=False)  # bm25s wants no empty row
-        return bm
 
     @staticmethod
     def _scores(bm: bm25s.BM25, terms: list[str], size: int) -> np.ndarray:

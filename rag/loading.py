@@ -3,6 +3,10 @@
 Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf``, ``.jsonl`` (one article
 a line: ``title``, ``text``, optional ``url``, ``date``) and SQuAD-format ``.json`` (each
 paragraph becomes a document titled by its article).
+
+A folder is loaded again cheaply: :func:`load_paths` passes over a file whose
+:class:`FileStamp` (size, modification and change times, inode) is the one recorded when it
+was last read, without opening it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import json
 import logging
 import os
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
+from .files import FileStamp, PathNotFound, file_stamp, iter_files, walk  # noqa: F401 - re-exported
 from .schema import Document
 from .text import detect_language, jsonl_lines
 
@@ -36,16 +43,45 @@ class Skipped(NamedTuple):
     reason: str
 
 
-class PathNotFound(FileNotFoundError):
-    """A path given to load does not exist."""
-
-
 @dataclass
 class LoadResult:
-    """Documents loaded and files skipped by :func:`load_paths`."""
+    """Documents loaded and files skipped by :func:`load_paths`.
+
+    ``stamps`` holds the stamps worth recording of the files read (by resolved path: settled,
+    and the file gave documents and no skipped record); ``unchanged_files`` the files passed
+    over unread because their stamp was the known one; ``files_read`` counts the others.
+    """
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    stamps: dict[str, FileStamp] = field(default_factory=dict)
+    unchanged_files: list[str] = field(default_factory=list)
+    files_read: int = 0
+
+    def add(self, other: "LoadResult", files: Sequence[str] = ()) -> None:
+        """Take in ``other``, a load of ``files`` that this one had passed over as unchanged."""
+        self.documents.extend(other.documents)
+        self.skipped.extend(other.skipped)
+        self.stamps.update(other.stamps)
+        self.files_read += other.files_read
+        taken = set(files)
+        self.unchanged_files = [f for f in self.unchanged_files if f not in taken]
+
+
+@lru_cache(maxsize=1)
+def loader_version() -> str:
+    """Fingerprint of the code that turns files into documents (this module, ``files``, ``text``).
+
+    File stamps are recorded with it: after an upgrade that may extract text differently, every
+    file is read once again. (Upgrading trafilatura or pypdf is not seen: ``--rebuild``.)
+    """
+    digest = hashlib.sha256()
+    for name in ("loading.py", "files.py", "text.py"):
+        try:
+            digest.update(Path(__file__).with_name(name).read_bytes())
+        except OSError:
+            digest.update(name.encode())
+    return digest.hexdigest()[:16]
 
 
 class _Skip(Exception):
@@ -54,10 +90,15 @@ class _Skip(Exception):
 
 def display_path(path: Path) -> str:
     """Path as users see it: relative to the current folder when below it, else absolute."""
+    return _shown(path.resolve(), Path.cwd().resolve())
+
+
+def _shown(resolved: Path, cwd: Path) -> str:
+    """:func:`display_path` of an already resolved path, ``cwd`` resolved too."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(resolved.relative_to(cwd))
     except ValueError:
-        return str(path.resolve())
+        return str(resolved)
 
 
 def doc_id_for(key: str) -> str:
@@ -88,6 +129,9 @@ def check_prose(text: str) -> None:
                         f"without a space (encoded or binary data?)")
 
 
+LANG_CHARS = 5000  # detect_language reads no further
+
+
 def make_document(key: str, source: str, title: str, text: str, default_lang: str = "fr",
                   meta: dict | None = None) -> Document:
     """Build a :class:`Document`: cleans the text, fills title, language and hash."""
@@ -95,7 +139,7 @@ def make_document(key: str, source: str, title: str, text: str, default_lang: st
     title = strip_tags(title or "") or _first_line_title(text)
     return Document(
         id=doc_id_for(key), key=key, source=source, title=title, text=text,
-        lang=detect_language(title + "\n" + text, default_lang),
+        lang=detect_language(title + "\n" + text[:LANG_CHARS], default_lang),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), meta=meta or {},
     )
 
@@ -213,9 +257,13 @@ def _squad_documents(path: Path, data: bytes, default_lang: str) -> Iterator[Doc
 
 def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr") -> LoadResult:
     """Load one file into documents; a bad file comes back in ``skipped`` with its reason."""
-    result = LoadResult()
+    resolved = path.resolve()
+    return _load_file(path, resolved, _shown(resolved, Path.cwd().resolve()), max_bytes, default_lang)
+
+
+def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_lang: str) -> LoadResult:
+    result = LoadResult(files_read=1)
     ext = path.suffix.lower()
-    source = display_path(path)
     try:
         if ext not in SUPPORTED:
             raise _Skip(f"unsupported extension {ext or '(none)'!r} (supported: {', '.join(SUPPORTED)})")
@@ -235,7 +283,7 @@ def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr")
         else:
             title, text = _read_text(path, data)
         check_prose(text)
-        result.documents.append(make_document(str(path.resolve()), source, title, text, default_lang))
+        result.documents.append(make_document(str(resolved), source, title, text, default_lang))
     except _Skip as why:
         result.skipped.append(Skipped(source, str(why)))
     except OSError as exc:
@@ -243,32 +291,9 @@ def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr")
     return result
 
 
-def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files below ``paths``, recursively, sorted; hidden files and folders are passed over.
-
-    Raises
-    ------
-    PathNotFound
-        If a path does not exist (checked for all paths before any is walked).
-    """
-    paths = [Path(p) for p in paths]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise PathNotFound(f"no such file or folder: {', '.join(missing)}")
-    for p in paths:
-        if p.is_file():
-            yield p
-            continue
-        for root, dirs, files in os.walk(p):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if not name.startswith("."):
-                    yield Path(root) / name
-
-
 def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
-               default_lang: str = "fr") -> LoadResult:
-    """Load every supported file below ``paths``.
+               default_lang: str = "fr", known: dict[str, FileStamp] | None = None) -> LoadResult:
+    """Load every supported file below ``paths``, passing over the files known unchanged.
 
     Parameters
     ----------
@@ -278,17 +303,32 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
         Larger files are skipped.
     default_lang : str
         Language for texts too short to tell.
+    known : dict of str to FileStamp, optional
+        Stamps recorded when files were last read, by resolved path: a file whose stamp is
+        still this one is not read, only listed in ``unchanged_files``.
 
     Returns
     -------
     LoadResult
-        ``documents`` (duplicates keys dropped) and ``skipped`` (path, reason) pairs.
+        ``documents`` (duplicates keys dropped), ``skipped`` (path, reason) pairs, the
+        ``stamps`` to record and the ``unchanged_files``.
     """
     out = LoadResult()
     seen: set[str] = set()
-    for path in iter_files(paths):
-        res = load_file(path, int(max_file_mb * 1_000_000), default_lang)
+    known = known or {}
+    cwd = Path.cwd().resolve()
+    for path, key in walk(paths):
+        stamp = file_stamp(key)
+        now = time.time_ns()
+        if stamp is not None and known.get(key) == stamp:
+            out.unchanged_files.append(key)
+            continue
+        resolved = Path(key)
+        res = _load_file(Path(path), resolved, _shown(resolved, cwd), int(max_file_mb * 1_000_000), default_lang)
+        out.files_read += res.files_read
         out.skipped.extend(res.skipped)
+        if stamp is not None and res.documents and not res.skipped and stamp.settled(now):
+            out.stamps[key] = stamp
         for doc in res.documents:
             if doc.key not in seen:
                 seen.add(doc.key)

@@ -1,6 +1,7 @@
 """Store: the on-disk index, SQLite for records plus one folder of search files per generation.
 
-``rag.sqlite`` holds documents, chunks, the embedding cache and the manifest. Search files
+``rag.sqlite`` holds documents, chunks, the embedding cache, the manifest and the stamps of
+the files read (size, times, inode: a file whose stamp is unchanged is not read again). Search files
 (FAISS vectors, BM25 postings) live in ``gen-NNNNNN/`` folders; the manifest names the current
 generation. An update writes a complete new generation folder, then switches the manifest and
 the rows in one SQLite transaction, so a crash at any point leaves the previous generation in
@@ -41,7 +42,12 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash));
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL, reader TEXT NOT NULL);
 """
+# not required: an index made before the files table reads every file once, and gets the table
+# from its next build (Store(create=True))
 REQUIRED_COLUMNS = {
     "manifest": {"key", "value"},
     "documents": {"id", "key", "source", "title", "lang", "sha256", "text", "meta", "chunks", "indexed"},
@@ -257,6 +263,35 @@ class Store:
         if info.get("kind") == "ivf":
             return f"approximate (IVF, {info.get('nprobe')} of {info.get('nlist')} cells per query)"
         return "exact (flat)"
+
+    # -- file stamps ------------------------------------------------------------------------
+    def file_stamps(self, reader: str) -> dict[str, tuple[int, int, int, int]]:
+        """(size, mtime_ns, ctime_ns, inode) of the files read by ``reader``, by resolved path.
+
+        ``reader`` names the code and settings that turned the files into documents: stamps
+        recorded by another are left out, so that their files are read again.
+        """
+        try:
+            rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode FROM files WHERE reader=?",
+                                   (reader,)).fetchall()
+        except sqlite3.DatabaseError:  # an index made before the files table (or damaged: the build says so)
+            return {}
+        return {path: tuple(stamp) for path, *stamp in rows}
+
+    def record_files(self, stamps: dict[str, tuple[int, int, int, int]], reader: str) -> None:
+        """Record file stamps (in the caller's transaction, if any)."""
+        self.db.executemany("INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, reader) "
+                            "VALUES (?,?,?,?,?,?)", [(p, *s, reader) for p, s in stamps.items()])
+
+    def forget_files(self, paths: Iterable[str] | None = None) -> None:
+        """Drop the stamps of ``paths`` (all of them when None), in the caller's transaction if any."""
+        if paths is None:
+            self.db.execute("DELETE FROM files")
+            return
+        paths = list(paths)
+        for i in range(0, len(paths), 500):
+            part = paths[i:i + 500]
+            self.db.execute(f"DELETE FROM files WHERE path IN ({','.join('?' * len(part))})", part)
 
     # -- embedding cache --------------------------------------------------------------------
     def cached_vectors(self, model: str, hashes: list[str], dim: int) -> dict[str, np.ndarray]:

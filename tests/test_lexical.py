@@ -2,10 +2,13 @@
 
 import json
 
+import bm25s
 import numpy as np
 import pytest
 
-from rag.lexical import LexicalIndex, LexicalMismatch, analyze, index_terms, query_terms
+from conftest import ARTICLE_EN, ARTICLE_FR, ARTICLE_FR_2, SEEDS
+from rag.bm25_build import bm25_index, term_ids
+from rag.lexical import B, K1, LexicalIndex, LexicalMismatch, analyze, index_terms, query_terms
 
 
 @pytest.mark.parametrize("text", ["l'État", "l’État", "lʼÉtat", "L'ETAT", "État", "etat"])
@@ -91,3 +94,17 @@ def test_an_index_written_by_another_analysis_is_refused(tmp_path):
 def test_empty_index_and_empty_question_find_nothing():
     assert LexicalIndex().build([], []).search("pont", 5)[0].size == 0
     assert _index(["pont Lyon"]).search("le la les ?", 5)[0].size == 0
+
+
+def test_numpy_built_bm25_scores_equal_bm25s_own_index():
+    texts = [*next(SEEDS.glob("*.txt")).read_text(encoding="utf-8").split("\n\n"), ARTICLE_FR, ARTICLE_FR_2]
+    tokens = [index_terms(t, "fr") for t in texts] + [[], index_terms(ARTICLE_EN, "en")]  # an empty row too
+    ref = bm25s.BM25(k1=K1, b=B)
+    ref.index([t or ["\u2205"] for t in tokens], show_progress=False)
+    ours = bm25_index(*term_ids(tokens), len(tokens), K1, B)
+    assert ours.vocab_dict.keys() == ref.vocab_dict.keys()
+    for term in ref.vocab_dict:
+        if term:
+            assert np.array_equal(ours.get_scores([term]), ref.get_scores([term])), term
+    assert {k: v.dtype for k, v in ours.scores.items() if k != "num_docs"} == \
+        {k: v.dtype for k, v in ref.scores.items() if k != "num_docs"}
