@@ -34,21 +34,29 @@ class Chunker:
     def __init__(self, length: Callable[[str], int], chunk_tokens: int = 200, chunk_overlap: int = 32):
         self.length = length
         self.chunk_tokens = chunk_tokens
+        self._lengths: dict[str, int] = {}
         self._splitter = RecursiveCharacterTextSplitter(
             separators=SEPARATORS, is_separator_regex=True, keep_separator="end",
-            chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, length_function=length,
+            chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, length_function=self._length,
             strip_whitespace=True,
         )
 
     def run(self, doc: Document) -> list[Chunk]:
         """Chunk one document; every chunk satisfies ``doc.text[c.start:c.end] == c.text``."""
         chunks: list[Chunk] = []
+        self._lengths.clear()  # the splitter measures many pieces twice or more: once each is enough
         for piece in self._splitter.split_text(doc.text):
             for part in self._fit(piece):
                 start = self._locate(doc, part, chunks[-1] if chunks else None)
                 chunks.append(Chunk(f"{doc.id}-{len(chunks):04d}", doc.id, part, start,
                                     start + len(part), len(chunks)))
         return chunks
+
+    def _length(self, text: str) -> int:
+        n = self._lengths.get(text)
+        if n is None:
+            n = self._lengths[text] = self.length(text)
+        return n
 
     @staticmethod
     def _locate(doc: Document, part: str, prev: Chunk | None) -> int:

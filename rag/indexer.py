@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -22,12 +22,13 @@ from tqdm import tqdm
 from .changes import BuildReport, compare, orphans
 from .config import Config
 from .embedding import Embedder, Encoder, cache_key, canonical_model_name, get_embedder
-from .lexical import LexicalIndex, index_terms
 from .files import FileStamp, key_files
 from .loading import LoadResult, load_paths, loader_version
 from .schema import Chunk, Document
 from .store import FORMAT_VERSION, IndexCorrupt, IndexError_, IndexMismatch, Manifest, Store, now_iso
-from .vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 # what the BM25 index needs of each stored chunk: id, terms, document, language
@@ -283,6 +284,9 @@ class Indexer:
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
                 rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None) -> None:
+        from .lexical import LexicalIndex, index_terms  # imported when a generation is written (bm25s, FAISS)
+        from .vectors import VectorIndex
+
         dim = self._dim(manifest)
         gen = max([manifest.generation if manifest else 0, *self._gen_numbers(store)]) + 1
         gone_ids = [d["id"] for d in gone]
@@ -368,6 +372,8 @@ class Indexer:
         return nums
 
     def _vectors_from_rows(self, store: Store, dim: int) -> tuple[VectorIndex, list[tuple[int, str, str, str]]]:
+        from .vectors import VectorIndex
+
         rows = store.db.execute(_LEXICAL_ROWS.replace("c.terms", "c.hash, c.terms")).fetchall()
         cached = store.cached_vectors(self.cache_key, [h for _, h, *_ in rows], dim)
         missing = [h for _, h, *_ in rows if h not in cached]

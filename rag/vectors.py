@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 EXACT_LIMIT = 50_000
-PROBE_FRACTION = 4  # nprobe = nlist / PROBE_FRACTION (at least MIN_PROBE): recall@10 >= 0.95, see README
+PROBE_FRACTION = 3  # nprobe = nlist / PROBE_FRACTION (at least MIN_PROBE): recall@10 >= 0.95, see README
 MIN_PROBE = 16
 TRAIN_PER_CELL = 64  # k-means training points per cell
 MIN_POINTS_PER_CELL = 39  # FAISS's own minimum for a meaningful k-means
