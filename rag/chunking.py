@@ -79,7 +79,7 @@ class Chunker:
 
     def _fit(self, piece: str) -> list[str]:
         """Guarantee the token limit even where the splitter could not (one giant word)."""
-        if self.length(piece) <= self.chunk_tokens:
+        if self._length(piece) <= self.chunk_tokens:
             return [piece]
         out, step = [], max(1, len(piece) // 2)
         for i in range(0, len(piece), step):

@@ -34,6 +34,8 @@ def jsonl_lines(text: str) -> list[tuple[int, str]]:
 
 def strip_accents(text: str) -> str:
     """Remove combining accents: ``"États"`` -> ``"Etats"``."""
+    if text.isascii():  # most words: nothing to decompose
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
