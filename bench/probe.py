@@ -54,7 +54,7 @@ def probe(index: str, encoder: str, questions: list[str]) -> dict:
     load_s = time.perf_counter() - t0
     loaded = rss_mb()
     retriever = rag.retriever
-    encode = latencies(lambda q: embedder.encode_query([q]), questions)
+    encode = latencies(lambda q: embedder.encode([q]), questions)
     vectors = embedder.encode(questions)
     dense = latencies(lambda i: retriever.vectors.search(vectors[i], config.candidates), range(len(questions)))
     bm25 = latencies(lambda q: retriever.lexical.search(q, config.candidates, lang="fr",

@@ -127,10 +127,6 @@ class Embedder:
                 hi = mid - 1
         return " ".join(words[:lo])
 
-    def encode_query(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode questions (the same model; the int8 encoder runs them at full precision)."""
-        return self.encode(texts)
-
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Encode texts into a float32 array of unit vectors, shape ``(len(texts), dim)``."""
         if not texts:

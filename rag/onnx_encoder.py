@@ -30,7 +30,7 @@ import numpy as np
 from .embedding import Embedder, Encoder, canonical_model_name, quiet_transformers, resolve_model
 
 log = logging.getLogger(__name__)
-RECIPE = 2  # bump when the export changes: older exports are then made again (2: fp32 query model)
+RECIPE = 1  # bump when the export changes: older exports are then made again
 POOLING = ("mean", "cls", "max")
 BATCH_TOKENS = 1024  # padded tokens per int8 batch: 4 chunks of 256 tokens, 32 questions of 30
 INSTALL_HINT = "install it with: pip install 'rag[onnx]' (or set RAG_ENCODER=torch)"
@@ -133,14 +133,12 @@ def export_int8(model: str, folder: Path) -> Path:
         with _quiet_logger(""):  # onnxruntime suggests a pre-processing step through the root logger
             quantize_dynamic(str(fused), str(tmp / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
                              extra_options={"DefaultTensorType": 1})  # 1 = FLOAT, for the fused ops' outputs
-        fused.rename(tmp / "query.onnx")  # questions are encoded at full precision (see OnnxEmbedder)
         for p in tmp.glob("*.onnx"):
-            if p.name not in ("model.onnx", "query.onnx"):
+            if p.name != "model.onnx":
                 p.unlink()
         _save_tokenizer(tokenizer, tmp / "tokenizer.json")
         meta.update({"model": canonical_model_name(model), "source": source, "inputs": inputs, "recipe": RECIPE,
                      "normalize": True, "quantization": "dynamic int8, per-channel weights, onnxruntime",
-                     "query_model": "query.onnx: the same graph in float32, for questions",
                      "pad_id": int(tokenizer.pad_token_id or 0)})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         try:
@@ -245,13 +243,10 @@ class OnnxEmbedder(Embedder):
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
                                             providers=["CPUExecutionProvider"])
-        # Questions go through the float32 graph: a few tokens cost little, and quantising only the
-        # documents' side loses a third of what quantising both does (PIAF-dev dense MRR@10, README).
-        # One thread answers a question fastest and never spins against other work.
+        # A question is a few tokens: one thread answers it fastest and never spins against other work.
         options.intra_op_num_threads = 1
-        query = self.folder / "query.onnx"
-        self._query_session = ort.InferenceSession(str(query if query.is_file() else self.folder / "model.onnx"),
-                                                   options, providers=["CPUExecutionProvider"])
+        self._query_session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
+                                                   providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
@@ -263,30 +258,25 @@ class OnnxEmbedder(Embedder):
             return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Encode texts (passages) with the int8 graph into unit vectors, shape ``(len(texts), dim)``.
+        """Encode texts into a float32 array of unit vectors, shape ``(len(texts), dim)``.
 
         Texts are sorted by token length and batched up to :data:`BATCH_TOKENS` tokens (and
-        ``batch_size`` texts): long chunks go a few at a time, short ones many at a time, which
-        measured fastest for int8 on a CPU.
+        ``batch_size`` texts): long chunks go a few at a time, short questions many at a time,
+        which measured fastest for int8 on a CPU.
         """
-        with self._lock:
-            return self._encode_sorted(texts, self.session, self.batch_size)
-
-    def encode_query(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode questions with the float32 graph, on one thread (see :meth:`encode`)."""
-        with self._query_lock:
-            return self._encode_sorted(texts, self._query_session, QUERY_TEXTS)
-
-    def _encode_sorted(self, texts: Sequence[str], session, most: int) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         texts = [t.lower() for t in texts] if self.meta.get("lowercase") else list(texts)
-        encodings = self._batcher.encode_batch(texts)
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
-        for rows in _batches([len(encodings[r].ids) for r in order], most):
-            picked = order[rows]
-            out[picked] = self._encode_batch([encodings[r] for r in picked], session)
+        if len(texts) <= QUERY_TEXTS:
+            with self._query_lock:
+                return self._encode_batch(self._batcher.encode_batch(texts), self._query_session)
+        with self._lock:
+            encodings = self._batcher.encode_batch(texts)
+            order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+            for rows in _batches([len(encodings[r].ids) for r in order], self.batch_size):
+                picked = order[rows]
+                out[picked] = self._encode_batch([encodings[r] for r in picked], self.session)
         return out
 
     def _encode_batch(self, encodings: list, session) -> np.ndarray:
@@ -302,7 +292,7 @@ class OnnxEmbedder(Embedder):
         return _normalize(_pool(hidden, mask, self.meta["pooling"]))
 
 
-QUERY_TEXTS = 4  # questions per batch of the one-thread query session
+QUERY_TEXTS = 4  # up to this many texts (questions) go through the one-thread session
 
 
 def _batches(lengths: Sequence[int], most: int) -> Iterator[slice]:

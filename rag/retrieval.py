@@ -215,7 +215,7 @@ class Retriever:
             if vec is not None:
                 self._queries.move_to_end(question)
                 return vec
-        vec = self.embedder.encode_query([question])[0]
+        vec = self.embedder.encode([question])[0]
         with self._lock:
             self._queries[question] = vec
             while len(self._queries) > 256:
