@@ -134,9 +134,11 @@ def strip_meta(question: str, lang: str = "fr") -> str:
     'Which group?'
     >>> strip_meta("Qui est cité par Le Monde ?")  # a question about quoting: kept
     'Qui est cité par Le Monde ?'
+    >>> strip_meta("Qui est mentionné ?")  # nothing would be left to look for: kept
+    'Qui est mentionné ?'
     """
     out = _META.get(lang, _META["fr"]).sub(" ", question)
-    if out == question:
+    if out == question or not analyze(out, lang):
         return question
     out = " ".join(out.split()).lstrip(",;: ")
     return re.sub(r"\s+([?!.,])", r"\1", out) if lang == "en" else out

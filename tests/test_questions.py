@@ -56,6 +56,7 @@ def test_the_topic_carries_over_several_follow_ups():
     ("Which group is mentioned in the article?", "en", "Which group?"),
     ("According to the article, who won?", "en", "who won?"),
     ("Qui est cité par Le Monde ?", "fr", "Qui est cité par Le Monde ?"),         # quoting is the subject
+    ("Qui est mentionné ?", "fr", "Qui est mentionné ?"),                         # nothing else to look for
     ("Citer le premier lieu mentionné où la plante pousse ?", "fr",
      "Citer le premier lieu mentionné où la plante pousse ?"),                      # not at the end: content
 ])
