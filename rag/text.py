@@ -23,7 +23,7 @@ LANGS = ("fr", "en")
 
 
 def jsonl_lines(text: str) -> list[tuple[int, str]]:
-    """Numbered lines of a JSON Lines text, split on ``\n`` only.
+    """Numbered lines of a JSON Lines text, split at line feeds only.
 
     ``str.splitlines`` also breaks on U+0085, U+2028 and other characters that JSON
     writes raw inside strings, which would cut a valid record in two.
