@@ -178,9 +178,8 @@ def outcomes(examples: list[Example], weights: np.ndarray) -> list[Outcome]:
         p /= p.sum()
         best = int(np.argmax(z))
         share = float(sum(pi for pi, d in zip(p, e.docs) if d == e.docs[best]))
-        f = e.features[best]
-        x = np.array([share, f[0], f[13], f[17], f[15], f[9], f[8]], dtype=np.float32)
-        out.append(Outcome(x, bool(e.holds[best]), e.docs[best] == e.gold, e.role == "answerable"))
+        out.append(Outcome(ex.evidence_features(e.features[best], share), bool(e.holds[best]),
+                           e.docs[best] == e.gold, e.role == "answerable"))
     return out
 
 
@@ -209,14 +208,6 @@ def balance(outs: list[Outcome]) -> np.ndarray:
 
 
 # -- the check --------------------------------------------------------------------------------
-def evidence_of(o: Outcome, evidence: np.ndarray, support: np.ndarray, support_min: float) -> float:
-    """:func:`rag.extractive.evidence` on precomputed features."""
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
-    if sig(o.evidence_x[1:] @ support[:-1] + support[-1]) < support_min:
-        return 0.0
-    return float(sig(o.evidence_x @ evidence[:-1] + evidence[-1]))
-
-
 def table(examples: list[Example], outs: list[Outcome], fitted: dict, thresholds=THRESHOLDS) -> list[dict]:
     """Contains, citation precision and abstention per half and threshold."""
     rows = []
@@ -225,7 +216,8 @@ def table(examples: list[Example], outs: list[Outcome], fitted: dict, thresholds
             by_role: dict[str, list[tuple[Outcome, bool]]] = {"answerable": [], "near": [], "far": []}
             for e, o in zip(examples, outs):
                 if e.half == half:
-                    answered = evidence_of(o, fitted["evidence"], fitted["support"], fitted["support_min"]) >= t
+                    answered = ex.evidence(o.evidence_x, fitted["evidence"], fitted["support"],
+                                           fitted["support_min"]) >= t
                     by_role[e.role].append((o, answered and bool(len(e.holds))))
             ans = by_role["answerable"]
             answered = [o for o, a in ans if a]

@@ -266,9 +266,10 @@ def score(candidates: list[Candidate], weights: np.ndarray = WEIGHTS) -> None:
         c.score, c.share = z, s
 
 
-def evidence_features(best: Candidate, doc_share: float) -> np.ndarray:
-    """The features of :data:`EVIDENCE_FEATURES` for an answer resting on ``best``."""
-    f = best.features
+def evidence_features(features: np.ndarray, doc_share: float) -> np.ndarray:
+    """The :data:`EVIDENCE_FEATURES` of an answer resting on a sentence with ``features``
+    (:data:`FEATURES`), its document holding ``doc_share``."""
+    f = features
     return np.array([doc_share, f[0], f[13], f[17], f[15], f[9], f[8]], dtype=np.float32)
 
 
@@ -276,16 +277,16 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
-def evidence(best: Candidate, doc_share: float, params: np.ndarray = EVIDENCE,
-             support: np.ndarray = SUPPORT, support_min: float = SUPPORT_MIN) -> float:
-    """How far to trust an answer resting on ``best`` (its document holding ``doc_share``), in [0, 1].
+def evidence(x: np.ndarray, params: np.ndarray = EVIDENCE, support: np.ndarray = SUPPORT,
+             support_min: float = SUPPORT_MIN) -> float:
+    """How far to trust an answer with evidence features ``x`` (:func:`evidence_features`), in [0, 1].
 
-    0 when the sentence's own support is below ``support_min``, whatever its document's share.
+    0 when the sentence's own support (``x`` without the document's share) is below
+    ``support_min``, whatever its document's share.
     """
-    own = evidence_features(best, doc_share)[1:]
-    if _sigmoid(float(own @ support[:-1] + support[-1])) < support_min:
+    if _sigmoid(float(x[1:] @ support[:-1] + support[-1])) < support_min:
         return 0.0
-    return _sigmoid(float(evidence_features(best, doc_share) @ params[:-1] + params[-1]))
+    return _sigmoid(float(x @ params[:-1] + params[-1]))
 
 
 @dataclass
@@ -320,7 +321,7 @@ def choose(candidates: list[Candidate], hits: Sequence[Hit], second_ratio: float
                 if c.share >= second_ratio * best.share:
                     chosen.append(c)
                 break
-    return Choice(chosen, evidence(best, doc_share))
+    return Choice(chosen, evidence(evidence_features(best.features, doc_share)))
 
 
 def compose(question: str, lang: str, hits: Sequence[Hit], chosen: list[Candidate]) -> Answer:
