@@ -18,7 +18,7 @@ from typing import Sequence
 from . import __version__
 from .config import ConfigError, load_config
 from .loading import PathNotFound
-from .store import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Store
+from .store import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Store, docs_under
 from .text import jsonl_lines
 
 log = logging.getLogger("rag")
@@ -280,13 +280,12 @@ def resolve_doc_names(store: Store, names: list[str]) -> tuple[list[str], list[s
     """
     ids: list[str] = []
     unknown: list[str] = []
-    keys = None
+    docs = None
     for name in names:
         found = store.resolve_docs([name])
         if Path(name).exists():
-            keys = keys if keys is not None else [(d["id"], d["key"]) for d in store.documents()]
-            base = str(Path(name).resolve())
-            found += [i for i, key in keys if key == base or key.startswith((base + "/", base + "#"))]
+            docs = docs if docs is not None else store.documents()
+            found += docs_under(docs, [str(Path(name).resolve())])
         ids.extend(found)
         if not found:
             unknown.append(name)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .loading import clean_text, doc_id_for, squad_key
-from .store import Store
+from .store import Store, docs_under
 from .text import jsonl_lines
 
 
@@ -179,10 +179,8 @@ def _match_doc(ref: str, qa_path: Path, docs: list[dict], store: Store) -> list[
     if found:
         return found
     bases = [Path.cwd(), qa_path.resolve().parent, qa_path.resolve().parent.parent]
-    wanted = {str((b / ref).resolve()) for b in bases}
-    hits = [d["id"] for d in docs
-            if d["key"].split("#", 1)[0] in wanted or any(d["key"].startswith(w + os.sep) for w in wanted)]
+    hits = docs_under(docs, {str((b / ref).resolve()) for b in bases})
     if hits:
-        return sorted(set(hits))
+        return hits
     tail = "/" + ref.lstrip("./")
     return sorted({d["id"] for d in docs if d["source"].endswith(tail) or d["key"].split("#", 1)[0].endswith(tail)})

@@ -350,6 +350,17 @@ class Store:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def docs_under(docs: Iterable[dict], paths: Iterable[str]) -> list[str]:
+    """Ids of the documents (rows of :meth:`Store.documents`) read from these resolved files or below these folders.
+
+    A document's key is the resolved path of its file, followed by ``#record`` for the records of
+    a JSONL or SQuAD file.
+    """
+    wanted = set(paths)
+    return sorted({d["id"] for d in docs
+                   if d["key"].split("#", 1)[0] in wanted or any(d["key"].startswith(w + os.sep) for w in wanted)})
+
+
 def _like_prefix(name: str) -> str:
     escaped = name.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "/%"
