@@ -37,13 +37,15 @@ _NUMBER_NOUNS = (r"(?:nombre|pourcentage|taux|âge|population|superficie|surface
 _PLACE_NOUNS = (r"(?:ville|pays|région|lieu|endroit|continent|département|province|commune|capitale|île|"
                 r"quartier|état|fleuve|rivière|océan|mer|territoire)")
 _QUEL = r"(?:quel|quelle|quels|quelles|lequel|laquelle|lesquels|lesquelles)"
+_QUEL_THE = rf"\b{_QUEL}\s+(?:est\s+|était\s+)?(?:la\s+|le\s+|l['’]\s*)?"  # "quelle est la", "quel"
+_EN_DATE_NOUNS = r"(?:year|day|date|month|century|decade|time)"
+_EN_PLACE_NOUNS = r"(?:city|country|town|place|region|state|continent|capital|island)"
 _RULES_FR: list[tuple[QuestionType, re.Pattern]] = [
     (QuestionType.NUMBER, re.compile(rf"\bcombien\b|\b{_QUEL}\s+(?:est\s+|était\s+|sont\s+|fut\s+)?(?:le\s+|la\s+|l['’]\s*)?"
                                      rf"{_NUMBER_NOUNS}\b", re.I)),
-    (QuestionType.DATE, re.compile(rf"\bquand\b|\b{_QUEL}\s+(?:est\s+|était\s+)?(?:la\s+|le\s+|l['’]\s*)?{_DATE_NOUNS}\b|"
+    (QuestionType.DATE, re.compile(rf"\bquand\b|{_QUEL_THE}{_DATE_NOUNS}\b|"
                                    rf"\bdepuis\s+quand\b|\bà\s+partir\s+de\s+quand\b", re.I)),
-    (QuestionType.PLACE, re.compile(rf"(?:^|\s)(?:d['’])?où\b|\b{_QUEL}\s+(?:est\s+|était\s+)?(?:la\s+|le\s+|l['’]\s*)?"
-                                    rf"{_PLACE_NOUNS}\b", re.I)),
+    (QuestionType.PLACE, re.compile(rf"(?:^|\s)(?:d['’])?où\b|{_QUEL_THE}{_PLACE_NOUNS}\b", re.I)),
     (QuestionType.PERSON, re.compile(r"^\s*(?:et\s+)?(?:à\s+|a\s+|de\s+|par\s+|pour\s+|avec\s+|contre\s+)?qui\b|"
                                      r"\b(?:par|à|de|pour|avec|contre)\s+qui\b|\bqui\s+(?:est|était|sont|a|ont|fut)\b|"
                                      r"\bcomment\s+s['’]appel", re.I)),
@@ -52,17 +54,15 @@ _RULES_EN: list[tuple[QuestionType, re.Pattern]] = [
     (QuestionType.NUMBER, re.compile(r"\bhow\s+(?:many|much|long|old|far|big|large|tall|high)\b|"
                                      r"\bwhat\s+(?:is\s+|was\s+)?(?:the\s+)?(?:number|percentage|rate|age|population|"
                                      r"price|cost|amount|size|area|length|height|distance|budget)\b", re.I)),
-    (QuestionType.DATE, re.compile(r"\bwhen\b|\b(?:what|which)\s+(?:year|day|date|month|century|decade|time)\b", re.I)),
-    (QuestionType.PLACE, re.compile(r"\bwhere\b|\b(?:what|which|in\s+which|in\s+what)\s+(?:city|country|town|place|region|"
-                                    r"state|continent|capital|island)\b", re.I)),
+    (QuestionType.DATE, re.compile(rf"\bwhen\b|\b(?:what|which)\s+{_EN_DATE_NOUNS}\b", re.I)),
+    (QuestionType.PLACE, re.compile(rf"\bwhere\b|\b(?:what|which|in\s+which|in\s+what)\s+{_EN_PLACE_NOUNS}\b", re.I)),
     (QuestionType.PERSON, re.compile(r"\bwho\b|\bwhom\b|\bwhose\b", re.I)),
 ]
 
 
 _ASKED_NOUN = {
-    "fr": re.compile(rf"\b{_QUEL}\s+(?:est\s+|était\s+)?(?:la\s+|le\s+|l['’]\s*)?({_PLACE_NOUNS}|{_DATE_NOUNS})\b", re.I),
-    "en": re.compile(r"\b(?:what|which)\s+(city|country|town|place|region|state|continent|capital|island|"
-                     r"year|day|date|month|century|decade|time)\b", re.I),
+    "fr": re.compile(rf"{_QUEL_THE}({_PLACE_NOUNS}|{_DATE_NOUNS})\b", re.I),
+    "en": re.compile(rf"\b(?:what|which)\s+({_EN_PLACE_NOUNS}|{_EN_DATE_NOUNS})\b", re.I),
 }
 
 
