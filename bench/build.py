@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def chunk_texts(piaf: Piaf, embedder, config: Config) -> list[str]:
     """The texts the indexer embeds for PIAF: clipped title, newline, chunk."""
-    chunker = Chunker(embedder.count_tokens, config.chunk_tokens, config.chunk_overlap)
+    chunker = Chunker(embedder.count_tokens, config.chunk_tokens, config.chunk_overlap, spans=embedder.token_spans)
     return [embed_text(embedder.clip(d.title, config.title_tokens), c.text)
-            for d in piaf.documents for c in chunker.run(d)]
+            for d, chunks in zip(piaf.documents, chunker.run_all(piaf.documents)) for c in chunks]
 
 
 def raw_encode_seconds(embedder, texts: list[str]) -> float:

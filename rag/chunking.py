@@ -7,11 +7,15 @@ counted with the embedding model's own tokenizer, so no chunk is truncated by th
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from .schema import Chunk, Document
+from .tokens import TokenSpans, count_between
+
+SpanFunction = Callable[[Sequence[str]], "list[TokenSpans] | None"]
+GROUP = 64  # documents tokenized per batch by run_all
 
 # Sentence ends: ., !, ?, … possibly followed by a closing quote, then white space.
 SENTENCE_END = r"(?<=[.!?…])[\"'”»’)]*\s+"
@@ -29,22 +33,41 @@ class Chunker:
         Maximum chunk length in tokens.
     chunk_overlap : int
         Tokens shared by consecutive chunks.
+    spans : callable, optional
+        Token spans of whole texts (``Embedder.token_spans``): :meth:`run_all` then tokenizes
+        each document once and reads most lengths off it (see :mod:`rag.tokens`).
     """
 
-    def __init__(self, length: Callable[[str], int], chunk_tokens: int = 200, chunk_overlap: int = 32):
+    def __init__(self, length: Callable[[str], int], chunk_tokens: int = 200, chunk_overlap: int = 32,
+                 spans: SpanFunction | None = None):
         self.length = length
         self.chunk_tokens = chunk_tokens
+        self.spans = spans
         self._lengths: dict[str, int] = {}
+        self._text, self._spans = "", None
         self._splitter = RecursiveCharacterTextSplitter(
             separators=SEPARATORS, is_separator_regex=True, keep_separator="end",
             chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, length_function=self._length,
             strip_whitespace=True,
         )
 
-    def run(self, doc: Document) -> list[Chunk]:
-        """Chunk one document; every chunk satisfies ``doc.text[c.start:c.end] == c.text``."""
+    def run_all(self, docs: Sequence[Document]) -> list[list[Chunk]]:
+        """Chunk many documents, tokenizing them a group at a time when the tokenizer allows it."""
+        out: list[list[Chunk]] = []
+        for i in range(0, len(docs), GROUP):
+            group = docs[i:i + GROUP]
+            spans = (self.spans([d.text for d in group]) if self.spans else None) or [None] * len(group)
+            out.extend(self.run(doc, s) for doc, s in zip(group, spans))
+        return out
+
+    def run(self, doc: Document, spans: TokenSpans | None = None) -> list[Chunk]:
+        """Chunk one document; every chunk satisfies ``doc.text[c.start:c.end] == c.text``.
+
+        ``spans``, the token spans of ``doc.text``, spare most calls to the tokenizer.
+        """
         chunks: list[Chunk] = []
         self._lengths.clear()  # the splitter measures many pieces twice or more: once each is enough
+        self._text, self._spans = doc.text, spans
         for piece in self._splitter.split_text(doc.text):
             for part in self._fit(piece):
                 start = self._locate(doc, part, chunks[-1] if chunks else None)
@@ -55,8 +78,18 @@ class Chunker:
     def _length(self, text: str) -> int:
         n = self._lengths.get(text)
         if n is None:
-            n = self._lengths[text] = self.length(text)
+            n = self._lengths[text] = self._measure(text)
         return n
+
+    def _measure(self, text: str) -> int:
+        """Tokens of ``text``: read off the document's spans when it falls between words, else counted."""
+        if self._spans is not None:
+            at = self._text.find(text)
+            if at >= 0:
+                n = count_between(self._spans, at, at + len(text))
+                if n is not None:
+                    return n
+        return self.length(text)
 
     @staticmethod
     def _locate(doc: Document, part: str, prev: Chunk | None) -> int:

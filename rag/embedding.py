@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import DEFAULT_MODEL
+from .tokens import TokenSpans, splits_words, token_spans
 
 log = logging.getLogger(__name__)
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
@@ -112,6 +113,31 @@ class Embedder:
         """Length of ``text`` in model tokens, special tokens excluded."""
         with self._count_lock:  # a tokenizer is not safe to share between threads
             return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def token_spans(self, texts: Sequence[str]) -> list[TokenSpans] | None:
+        """Where the tokens of each text lie (one batch), for :class:`rag.chunking.Chunker`.
+
+        None when the tokenizer does not cut words at white space and punctuation first: then
+        pieces of a text cannot be measured from the whole (see :mod:`rag.tokens`).
+        """
+        tokenizer = self._span_tokenizer()
+        if tokenizer is None or not splits_words(tokenizer):
+            return None
+        with self._count_lock:
+            return token_spans(tokenizer, texts)
+
+    def _span_tokenizer(self):
+        """A ``tokenizers.Tokenizer`` without truncation or padding (a copy of the model's), or None."""
+        if not hasattr(self, "_spanner"):
+            backend = getattr(self._tokenizer, "backend_tokenizer", None)
+            self._spanner = None
+            if backend is not None:
+                from tokenizers import Tokenizer
+
+                self._spanner = Tokenizer.from_str(backend.to_str())
+                self._spanner.no_truncation()
+                self._spanner.no_padding()
+        return self._spanner
 
     def clip(self, text: str, tokens: int) -> str:
         """The longest prefix of ``text`` (cut between words) that fits in ``tokens`` tokens."""

@@ -240,12 +240,13 @@ class Indexer:
         from .chunking import Chunker  # here: a build with nothing to chunk does not import langchain
 
         emb = self.embedder
-        chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap)
+        chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap,
+                          spans=getattr(emb, "token_spans", None))
         budget = self.config.chunk_tokens + self.config.title_tokens + 1
         if budget > emb.max_tokens - 2:
             raise IndexMismatch(f"chunk_tokens + title_tokens = {budget} exceeds the model's limit "
                                 f"{emb.max_tokens - 2}; lower chunk_tokens")
-        return [(doc, chunker.run(doc)) for doc in docs]
+        return list(zip(docs, chunker.run_all(docs)))
 
     def _embed(self, store: Store, docs: Sequence[Document], report: BuildReport, progress: bool,
                on_progress) -> tuple[list[tuple[Document, Chunk, str, str]], dict[str, np.ndarray]]:

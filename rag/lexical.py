@@ -75,11 +75,17 @@ def analyze(text: str, lang: str = "fr") -> list[str]:
     return [strip_accents(s) for s in _stemmer(lang).stemWords(words)]
 
 
+@lru_cache(maxsize=1 << 16)
+def _fold(word: str) -> str:
+    """``strip_accents``, remembered: the same words come back in every chunk."""
+    return strip_accents(word)
+
+
 def _terms(words: list[str], lang: str) -> list[str]:
     out = []
     for word, stem in zip(words, _stemmer(lang).stemWords(words)):
-        folded = strip_accents(word)
-        out += [strip_accents(stem), "=" + folded, "~" + folded[:PREFIX]]
+        folded = _fold(word)
+        out += [_fold(stem), "=" + folded, "~" + folded[:PREFIX]]
     return out
 
 

@@ -257,6 +257,9 @@ class OnnxEmbedder(Embedder):
         with self._count_lock:  # a tokenizer is not safe to share between threads
             return len(self._counter.encode(text, add_special_tokens=False).ids)
 
+    def _span_tokenizer(self):
+        return self._counter  # no truncation, no padding; used under _count_lock
+
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Encode texts into a float32 array of unit vectors, shape ``(len(texts), dim)``.
 

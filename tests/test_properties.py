@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from rag.chunking import Chunker
 from rag.lexical import analyze
+from rag.tokens import count_between
 from rag.loading import clean_text, make_document
 from rag.text import detect_language, normalize_answer
 
@@ -28,6 +29,23 @@ def test_chunks_are_exact_slices_within_the_limit_and_lose_no_text(embedder, tex
     lost = "".join(ch for i, ch in enumerate(doc.text) if i not in covered)
     assert lost.strip() == ""
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts, limit=st.integers(min_value=16, max_value=120))
+@example(text="x" * 40 + " é" + "\u0301" * 3 + " fin", limit=16)  # giant word cut mid-way; combining accents
+def test_lengths_read_off_token_spans_give_the_same_chunks(embedder, text, limit):
+    doc = make_document("k", "s", "t", text)
+    plain = Chunker(embedder.count_tokens, limit, limit // 5).run(doc)
+    assert Chunker(embedder.count_tokens, limit, limit // 5, spans=embedder.token_spans).run_all([doc]) == [plain]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts, cut=st.tuples(st.floats(0, 1), st.floats(0, 1)))
+def test_a_span_count_is_the_tokenizers_or_none(embedder, text, cut):
+    a, b = sorted(int(f * len(text)) for f in cut)
+    n = count_between(embedder.token_spans([text])[0], a, b)
+    assert n is None or n == embedder.count_tokens(text[a:b])
 
 
 @given(st.text(max_size=200))
