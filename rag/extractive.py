@@ -5,8 +5,9 @@ retrieval evidence, with no model call (a few milliseconds on top of retrieval):
 
 - how much of the question's content it holds, each term weighted by its inverse document
   frequency in the index (exact stems, then 5-letter prefixes, which also bridge English
-  questions and French articles: *minister* / *ministre*), alone and within a 12-term window,
-  and the question's term pairs it repeats;
+  questions and French articles: *minister* / *ministre*; across languages the written words'
+  prefixes too, *envoy* / *envoyé*), alone and within a 12-term window, and the question's term
+  pairs it repeats;
 - whether it holds what the question asks for (a name for *qui*, a date for *quand*, a number
   for *combien*, a place for *où*) beyond the words of the question itself;
 - its passage's retrieval scores (fused, BM25, dense) and how much of the question the whole
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -34,7 +35,7 @@ import numpy as np
 
 from .answering import AnswerMode, Request, abstain, citation_for
 from .config import Config
-from .lexical import analyze
+from .lexical import QUESTION_WORDS, analyze
 from .questions import QuestionType, asked_noun, question_type, strip_meta
 from .schema import Answer, Citation, Hit
 from .sentences import Span, has_date, has_number, names, places, split_sentences
@@ -42,8 +43,6 @@ from .text import normalize_answer
 
 PREFIX = 5     # stems sharing this many first letters match (derivations, French/English cognates)
 WINDOWS = (12, 6)  # terms in the proximity windows
-_QUESTION_WORDS = ("combien quand comment pourquoi quoi lequel laquelle lesquels lesquelles quel quelle "
-                   "who whom whose what which when where why how")
 
 FEATURES = ("coverage", "fuzzy", "chunk_coverage", "title_coverage", "fused", "bm25", "dense", "first",
             "type_match", "type_missing", "novelty", "short", "prev_coverage", "window", "log_len", "bigram",
@@ -94,6 +93,20 @@ def terms_of(text: str, lang: str) -> list[str]:
     return [t for w in text.split() for t in _word_terms(w, lang)]
 
 
+@lru_cache(maxsize=200_000)
+def _word_prefixes(word: str) -> frozenset[str]:
+    return frozenset(w[:PREFIX] for w in normalize_answer(word).split() if len(w) >= PREFIX)
+
+
+def prefixes_of(text: str, lang: str) -> list[frozenset[str]]:
+    """For each term of ``terms_of(text, lang)``, the first letters of the written word it comes from.
+
+    Two languages' stemmers cut cognates differently (*envoyé* -> ``envoi``, *envoy* -> ``envoy``);
+    their written forms still share a prefix, so matches across languages compare those too.
+    """
+    return [_word_prefixes(w) for w in text.split() for _ in _word_terms(w, lang)]
+
+
 class TermStats:
     """Inverse document frequencies of BM25 terms over the indexed chunks.
 
@@ -142,40 +155,60 @@ class Query:
     bigrams: frozenset[tuple[str, str]]  # consecutive content terms
     words: frozenset[str]               # normalised words, to tell new names from echoed ones
     lang: str = "fr"
+    written: dict[str, frozenset[str]] = field(default_factory=dict)  # term -> prefixes of its written words
     total: float = 1.0
 
     def __post_init__(self) -> None:
         self.total = sum(self.weights.values()) or 1.0
         self._long = [(t, t[:PREFIX], w) for t, w in self.weights.items() if len(t) >= PREFIX]
 
-    def coverage(self, terms: set[str] | frozenset[str], lang: str) -> tuple[float, float]:
+    def coverage(self, terms: set[str] | frozenset[str], lang: str,
+                 written: frozenset[str] = frozenset()) -> tuple[float, float]:
         """Share of the question's weight held by ``terms`` (of a text in ``lang``), and the part by prefix.
 
-        A term matched by its prefix only counts half, or fully across languages, where a prefix
-        (a cognate) is the only match there is.
+        A term matched by its prefix only counts half. Across languages, where a prefix (a
+        cognate) is the only match there is, it counts fully, and the prefixes of the written
+        words (``written``, see :func:`prefixes_of`) match too.
         """
         exact = sum(w for t, w in self.weights.items() if t in terms)
         prefixes = {t[:PREFIX] for t in terms if len(t) >= PREFIX}
-        fuzzy = sum(w for t, p, w in self._long if p in prefixes and t not in terms) / self.total
-        return exact / self.total + (fuzzy if lang != self.lang else 0.5 * fuzzy), fuzzy
+        if lang == self.lang:
+            fuzzy = sum(w for t, p, w in self._long if p in prefixes and t not in terms) / self.total
+            return exact / self.total + 0.5 * fuzzy, fuzzy
+        prefixes.update(written)
+        fuzzy = sum(w for t, w in self.weights.items() if t not in terms and self._cognate(t, prefixes)) / self.total
+        return exact / self.total + fuzzy, fuzzy
+
+    def _cognate(self, term: str, prefixes: set[str]) -> bool:
+        """Whether ``term`` or a written word it comes from starts like one of ``prefixes``."""
+        if len(term) >= PREFIX and term[:PREFIX] in prefixes:
+            return True
+        return not self.written.get(term, frozenset()).isdisjoint(prefixes)
 
 
 def make_query(question: str, lang: str, stats: TermStats, context: str = "") -> Query:
     """Analyse ``question`` (in its language ``lang``) for scoring sentences.
 
-    Question words (*combien*, *quand*, *who*...) are left out: they say what is asked, which
-    the question type captures. Terms of an English question meet French ones by prefix.
+    Question words (*combien*, *quand*, *who*, *did*...: :data:`rag.lexical.QUESTION_WORDS`) are
+    left out: they say what is asked, which the question type captures. Terms of an English
+    question meet French ones by prefix, of their stems or of their written words.
     ``context`` (words a follow-up borrows from the chat) counts ``CONTEXT_WEIGHT`` as much.
     """
-    skip = {t for w in _QUESTION_WORDS.split() for lg in ("fr", "en") for t in _word_terms(w, lg)}
+    skip = {t for words in QUESTION_WORDS.values() for w in words for lg in ("fr", "en") for t in _word_terms(w, lg)}
     skip.update(_word_terms(asked_noun(question, lang), lang))
-    seq = [t for t in terms_of(strip_meta(question, lang), lang) if t not in skip]
+    text = strip_meta(question, lang)
+    pairs = [(t, p) for t, p in zip(terms_of(text, lang), prefixes_of(text, lang)) if t not in skip]
+    seq = [t for t, _ in pairs]
+    written: dict[str, frozenset[str]] = {}
+    for t, p in pairs:
+        written[t] = written.get(t, frozenset()) | p
     weights = {t: stats.idf(t) for t in dict.fromkeys(seq)}
     for t in terms_of(context, lang):
         if t not in skip and t not in weights:
             weights[t] = CONTEXT_WEIGHT * stats.idf(t)
     bigrams = frozenset(zip(seq, seq[1:]))
-    return Query(weights, question_type(question, lang), bigrams, frozenset(normalize_answer(question).split()), lang)
+    return Query(weights, question_type(question, lang), bigrams, frozenset(normalize_answer(question).split()), lang,
+                 written)
 
 
 @dataclass
@@ -190,12 +223,18 @@ class Candidate:
     share: float = 0.0  # softmax share among the question's sentences
 
 
-def _window(query: Query, seq: list[str], lang: str, size: int) -> float:
-    """Best coverage of the question within ``size`` consecutive terms (proximity)."""
+def _window(query: Query, seq: list[str], lang: str, size: int, written: Sequence[frozenset[str]] = ()) -> float:
+    """Best coverage of the question within ``size`` consecutive terms (proximity).
+
+    ``written``: the prefixes of each term's written word (:func:`prefixes_of`), across languages.
+    """
+    def cover(i: int) -> float:
+        return query.coverage(set(seq[i:i + size]), lang, frozenset().union(*written[i:i + size]))[0]
+
     if len(seq) <= size:
-        return query.coverage(set(seq), lang)[0]
+        return cover(0)
     step = max(1, size // 4)
-    return max(query.coverage(set(seq[i:i + size]), lang)[0] for i in range(0, len(seq) - size + step, step))
+    return max(cover(i) for i in range(0, len(seq) - size + step, step))
 
 
 def _bigrams(query: Query, seq: list[str]) -> float:
@@ -221,6 +260,11 @@ def _type_features(query: Query, sentence: str) -> tuple[float, float]:
     return (1.0, 0.0) if found else (0.0, 1.0)
 
 
+def _written(text: str, lang: str, cross: bool) -> frozenset[str]:
+    """The written words' prefixes of ``text`` when compared across languages, else none."""
+    return frozenset().union(*prefixes_of(text, lang)) if cross else frozenset()
+
+
 def sentence_candidates(query: Query, hits: Sequence[Hit]) -> list[Candidate]:
     """The sentences of ``hits`` that could answer, with their features (see :data:`FEATURES`).
 
@@ -230,20 +274,23 @@ def sentence_candidates(query: Query, hits: Sequence[Hit]) -> list[Candidate]:
     out: list[Candidate] = []
     own = set(query.weights)
     for i, hit in enumerate(hits):
-        chunk_cov = query.coverage(set(terms_of(hit.title + "\n" + hit.text, hit.lang)), hit.lang)[0]
-        title_cov = query.coverage(set(terms_of(hit.title, hit.lang)), hit.lang)[0]
+        cross = hit.lang != query.lang  # written words are compared across languages only
+        chunk = hit.title + "\n" + hit.text
+        chunk_cov = query.coverage(set(terms_of(chunk, hit.lang)), hit.lang, _written(chunk, hit.lang, cross))[0]
+        title_cov = query.coverage(set(terms_of(hit.title, hit.lang)), hit.lang,
+                                   _written(hit.title, hit.lang, cross))[0]
         prev, mine = 0.0, []
         for span in split_sentences(hit.text):
             text = hit.text[span.start:span.end]
-            seq = terms_of(text, hit.lang)
+            seq, pre = terms_of(text, hit.lang), (prefixes_of(text, hit.lang) if cross else [])
             terms = set(seq)
-            cov, fuzzy = query.coverage(terms, hit.lang)
+            cov, fuzzy = query.coverage(terms, hit.lang, frozenset().union(*pre))
             match, missing = _type_features(query, text)
             feats = [cov, fuzzy, chunk_cov, title_cov,
                      hit.score, hit.bm25, hit.dense, float(i == 0), match, missing,
                      len(terms - own) / len(terms) if terms else 0.0, float(len(text.split()) < 5), prev,
-                     _window(query, seq, hit.lang, WINDOWS[0]), math.log1p(len(seq)), _bigrams(query, seq), 0.0,
-                     _window(query, seq, hit.lang, WINDOWS[1])]
+                     _window(query, seq, hit.lang, WINDOWS[0], pre), math.log1p(len(seq)), _bigrams(query, seq), 0.0,
+                     _window(query, seq, hit.lang, WINDOWS[1], pre)]
             if terms - own:
                 mine.append(Candidate(i, Span(hit.start + span.start, hit.start + span.end), text,
                                       np.array(feats, dtype=np.float32)))

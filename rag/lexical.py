@@ -44,8 +44,8 @@ _STOPWORDS = {
 }
 # Words that ask rather than say: dropped from questions only ("comment" and "when" can be content in articles).
 QUESTION_WORDS = {
-    "fr": frozenset("combien quand comment pourquoi quoi lequel laquelle lesquels lesquelles auquel auxquels "
-                    "duquel desquels".split()),
+    "fr": frozenset("combien quand comment pourquoi quoi quel quelle quels quelles lequel laquelle lesquels "
+                    "lesquelles auquel auxquels duquel desquels".split()),
     "en": frozenset("what which who whom whose when where why how do does did".split()),
 }
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))

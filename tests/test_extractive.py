@@ -157,3 +157,28 @@ def test_on_piaf_answers_beat_the_best_overlap_sentence_and_cite_the_gold_paragr
     assert answered >= 0.6 * len(questions)
     assert ours / answered > base / len(questions)
     assert cited_gold / citations >= 0.8
+
+
+def test_english_words_meet_their_french_cognates_by_their_written_form():
+    from rag.extractive import make_query, prefixes_of
+
+    stats = TermStats({}, 100)
+    french = "puis l’envoyé spécial des États‑Unis, Steve Witkoff"
+    terms, written = set(terms_of(french, "fr")), frozenset().union(*prefixes_of(french, "fr"))
+    query = make_query("Who is the special envoy?", "en", stats)
+    assert set(query.weights) == {"special", "envoy"}  # envoyé is stemmed 'envoi' in French: no stem matches
+    assert query.coverage(terms, "fr")[0] == pytest.approx(0.5)
+    assert query.coverage(terms, "fr", written)[0] == pytest.approx(1.0)
+    same = make_query("Qui est l'envoyé spécial ?", "fr", stats)
+    assert same.coverage(terms, "fr", written) == same.coverage(terms, "fr")  # one language: stems alone
+
+
+def test_english_auxiliaries_are_not_content_words():
+    from rag.extractive import make_query
+
+    assert "did" not in make_query("Which aircraft carrier did the United States send?", "en", TermStats({}, 9)).weights
+
+
+def test_an_english_question_about_the_french_article_is_answered(retriever):
+    ans = answer(retriever, "Who is the US special envoy at the talks?")
+    assert not ans.abstained and "Steve Witkoff" in ans.answer and ans.lang == "en"
