@@ -38,10 +38,11 @@ class Plan:
     sizes: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
     ann_sizes: list[int] = field(default_factory=lambda: [100_000, 300_000])
     ann_queries: int = 500
+    rounds: int = 4  # raw encodes and builds per encoder in 'build': the best of each is compared
 
 
 QUICK = Plan(piaf_docs=24, questions=30, probe_questions=20, update_docs=150, sizes=[100, 400],
-             ann_sizes=[5_000], ann_queries=50)
+             ann_sizes=[5_000], ann_queries=50, rounds=2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         if name == "build":
-            results["build"] = build.run(piaf, workdir, args.encoders, plan.questions, cli=not args.no_cli)
+            results["build"] = build.run(piaf, workdir, args.encoders, plan.questions, cli=not args.no_cli,
+                                         rounds=plan.rounds)
         elif name == "langchain":
             results["langchain"] = langchain_side.run(piaf, workdir, encoder, plan.questions)
         elif name == "update":

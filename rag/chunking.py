@@ -15,7 +15,7 @@ from .schema import Chunk, Document
 from .tokens import TokenSpans, count_between
 
 SpanFunction = Callable[[Sequence[str]], "list[TokenSpans] | None"]
-GROUP = 64  # documents tokenized per batch by run_all
+GROUP, GROUP_CHARS = 64, 1_000_000  # documents and characters tokenized per batch by run_all; longer ones piecewise
 
 # Sentence ends: ., !, ?, … possibly followed by a closing quote, then white space.
 SENTENCE_END = r"(?<=[.!?…])[\"'”»’)]*\s+"
@@ -54,10 +54,11 @@ class Chunker:
     def run_all(self, docs: Sequence[Document]) -> list[list[Chunk]]:
         """Chunk many documents, tokenizing them a group at a time when the tokenizer allows it."""
         out: list[list[Chunk]] = []
-        for i in range(0, len(docs), GROUP):
-            group = docs[i:i + GROUP]
-            spans = (self.spans([d.text for d in group]) if self.spans else None) or [None] * len(group)
-            out.extend(self.run(doc, s) for doc, s in zip(group, spans))
+        for group in _groups(docs):
+            whole = [d for d in group if len(d.text) <= GROUP_CHARS]  # a giant text is measured piece by piece
+            found = (self.spans([d.text for d in whole]) if self.spans and whole else None) or []
+            spans = dict(zip((id(d) for d in whole), found))
+            out.extend(self.run(doc, spans.get(id(doc))) for doc in group)
         return out
 
     def run(self, doc: Document, spans: TokenSpans | None = None) -> list[Chunk]:
@@ -118,3 +119,16 @@ class Chunker:
         for i in range(0, len(piece), step):
             out.extend(self._fit(piece[i:i + step]))
         return [p for p in out if p.strip()]
+
+
+def _groups(docs: Sequence[Document]) -> list[Sequence[Document]]:
+    """Consecutive runs of at most :data:`GROUP` documents and about :data:`GROUP_CHARS` characters."""
+    out, start, size = [], 0, 0
+    for i, doc in enumerate(docs):
+        if i > start and (i - start >= GROUP or size + len(doc.text) > GROUP_CHARS):
+            out.append(docs[start:i])
+            start, size = i, 0
+        size += len(doc.text)
+    if start < len(docs):
+        out.append(docs[start:])
+    return out

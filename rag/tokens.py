@@ -9,18 +9,19 @@ piece that cuts a word in two is measured by the tokenizer, as before.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import NamedTuple, Sequence
+
+import numpy as np
 
 WORD_SPLITTING = ("BertPreTokenizer",)  # pre-tokenizers whose words never span white space or punctuation
 
 
 class TokenSpans(NamedTuple):
-    """The tokens of one text: character start and end, and word number, of each."""
+    """The tokens of one text: character start and end, and word number, of each (int32 arrays)."""
 
-    starts: list[int]
-    ends: list[int]
-    words: list[int]
+    starts: np.ndarray
+    ends: np.ndarray
+    words: np.ndarray
 
 
 def splits_words(tokenizer) -> bool:
@@ -40,8 +41,9 @@ def token_spans(tokenizer, texts: Sequence[str]) -> list[TokenSpans]:
     """
     out = []
     for enc in tokenizer.encode_batch(list(texts), add_special_tokens=False):
-        offsets = enc.offsets
-        out.append(TokenSpans([a for a, _ in offsets], [b for _, b in offsets], list(enc.word_ids)))
+        offsets = np.array(enc.offsets, dtype=np.int32).reshape(-1, 2)
+        words = np.array([-1 if w is None else w for w in enc.word_ids], dtype=np.int32)
+        out.append(TokenSpans(offsets[:, 0].copy(), offsets[:, 1].copy(), words))
     return out
 
 
@@ -50,13 +52,12 @@ def count_between(spans: TokenSpans, start: int, end: int) -> int | None:
 
     Examples
     --------
-    >>> spans = TokenSpans([0, 4, 6], [4, 6, 9], [0, 0, 1])  # "play##ed out"
+    >>> spans = TokenSpans(np.array([0, 4, 6]), np.array([4, 6, 9]), np.array([0, 0, 1]))  # "play##ed out"
     >>> count_between(spans, 0, 9), count_between(spans, 6, 9), count_between(spans, 4, 9)
     (3, 1, None)
     """
     starts, ends, words = spans
-    first = bisect_left(starts, start)
-    stop = bisect_left(starts, end)  # tokens first .. stop-1 begin inside the span
+    first, stop = (int(i) for i in np.searchsorted(starts, (start, end)))  # tokens first .. stop-1 begin inside
     if first > 0 and (ends[first - 1] > start or (first < len(words) and words[first - 1] == words[first])):
         return None  # a token or a word runs across the span's start
     if stop > first and (ends[stop - 1] > end or (stop < len(words) and words[stop] == words[stop - 1])):

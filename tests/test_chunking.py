@@ -47,3 +47,22 @@ def test_a_giant_word_is_still_cut_to_the_limit(embedder):
     chunks = Chunker(embedder.count_tokens, 50, 5).run(doc)
     assert all(embedder.count_tokens(c.text) <= 50 for c in chunks)
     assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_batched_documents_give_the_chunks_of_one_by_one(embedder, seed, monkeypatch):
+    from rag import chunking
+
+    docs = [seed] + [make_document(f"k{i}", f"s{i}", "", f"Courte dépêche numéro {i}. " * (i + 1)) for i in range(9)]
+    asked: list[list[str]] = []
+
+    def spans(texts):
+        asked.append(list(texts))
+        return embedder.token_spans(texts)
+
+    monkeypatch.setattr(chunking, "GROUP", 4)
+    monkeypatch.setattr(chunking, "GROUP_CHARS", 600)  # the seed is longer: measured piece by piece
+    plain = Chunker(embedder.count_tokens, 60, 10)
+    batched = Chunker(embedder.count_tokens, 60, 10, spans=spans).run_all(docs)
+    assert batched == [plain.run(d) for d in docs]
+    assert all(len(group) <= 4 and sum(map(len, group)) <= 600 for group in asked)
+    assert sorted(t for group in asked for t in group) == sorted(d.text for d in docs[1:])

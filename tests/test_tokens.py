@@ -33,7 +33,8 @@ def test_both_encoders_give_the_same_spans(embedder):
     from rag.embedding import get_embedder
 
     other = get_embedder(encoder="torch" if embedder.encoder.value != "torch" else "onnx-int8")
-    assert other.token_spans([TEXT]) == embedder.token_spans([TEXT])
+    for a, b in zip(other.token_spans([TEXT])[0], embedder.token_spans([TEXT])[0]):
+        assert a.tolist() == b.tolist()
 
 
 def test_a_tokenizer_that_does_not_cut_at_words_first_gives_no_spans():
