@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .files import key_files
+from .files import key_files, key_under
 from .loading import LoadResult, Skipped
 from .schema import Document
 
@@ -71,11 +71,6 @@ def orphans(loaded: LoadResult, existing: dict[str, dict]) -> list[str]:
     return list(dict.fromkeys(f for f in loaded.unchanged_files if f not in indexed))
 
 
-def _under(key: str, roots: Sequence[Path]) -> bool:
-    path = Path(key.split("#", 1)[0])
-    return any(path == r or r in path.parents for r in roots)
-
-
 def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path], rebuild: bool,
             prune: bool, report: BuildReport) -> Changes:
     """Sort the loaded documents into added, updated and unchanged, and find the removed ones.
@@ -97,7 +92,9 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         Filled with the sources of the added, updated, unchanged, removed and kept documents.
     """
     out = Changes()
-    skipped_keys = {str(Path(s.path.split(":", 1)[0]).resolve()) for s in loaded.skipped}
+    skipped_files = {str(Path(s.path.split(":", 1)[0]).resolve()) for s in loaded.skipped}
+    root_files = {r for r in roots if not r.is_dir()}
+    root_folders = [r for r in roots if r.is_dir()]
     seen = set()
     for doc in loaded.documents:
         seen.add(doc.key)
@@ -117,8 +114,8 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
             continue
         if unread and any(f in unread for f in key_files(key)):
             report.unchanged.append(old["source"])
-        elif prune and _under(key, roots):
-            if key.split("#", 1)[0] in skipped_keys:
+        elif prune and key_under(key, root_files, root_folders):
+            if any(f in skipped_files for f in key_files(key)):
                 report.kept.append(old["source"])
             else:
                 out.gone.append(old)

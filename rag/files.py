@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 SETTLE_NS = 2_000_000_000  # a file modified this recently may change again within its timestamp's tick
 
@@ -67,6 +67,18 @@ def key_files(key: str) -> list[str]:
         out.append(key[:cut])
         cut = key.find("#", cut + 1)
     return out
+
+
+def key_under(key: str, files: set[Path], folders: Sequence[Path]) -> bool:
+    """Whether the document ``key`` was read from one of ``files`` or from below one of ``folders``.
+
+    Every file the key may come from (:func:`key_files`) is tried: a file name may hold ``#``.
+    A folder is matched by ancestry only, so ``a#b/c.txt`` is not taken for a record of ``a``.
+    """
+    for candidate in map(Path, key_files(key)):
+        if candidate in files or any(f in candidate.parents for f in folders):
+            return True
+    return False
 
 
 def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from .files import key_files
 from .loading import clean_text, doc_id_for, squad_key
 from .store import Store, docs_under
 from .text import jsonl_lines
@@ -183,4 +184,4 @@ def _match_doc(ref: str, qa_path: Path, docs: list[dict], store: Store) -> list[
     if hits:
         return hits
     tail = "/" + ref.lstrip("./")
-    return sorted({d["id"] for d in docs if d["source"].endswith(tail) or d["key"].split("#", 1)[0].endswith(tail)})
+    return sorted({d["id"] for d in docs if d["source"].endswith(tail) or any(f.endswith(tail) for f in key_files(d["key"]))})

@@ -25,6 +25,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .files import key_files
+
 FORMAT_VERSION = 2  # 2: BM25 terms with exact and prefix forms, document-level BM25
 DB_NAME = "rag.sqlite"
 
@@ -358,7 +360,7 @@ def docs_under(docs: Iterable[dict], paths: Iterable[str]) -> list[str]:
     """
     wanted = set(paths)
     return sorted({d["id"] for d in docs
-                   if d["key"].split("#", 1)[0] in wanted or any(d["key"].startswith(w + os.sep) for w in wanted)})
+                   if not wanted.isdisjoint(key_files(d["key"])) or any(d["key"].startswith(w + os.sep) for w in wanted)})
 
 
 def _like_prefix(name: str) -> str:

@@ -117,6 +117,32 @@ def test_unreadable_file_keeps_its_previous_version(config, corpus, embedder):
     assert Store(config.index_dir).counts()[0] == 3
 
 
+@pytest.mark.parametrize("root", ["folder", "file"])
+def test_a_file_named_with_a_hash_is_kept_when_unreadable_and_removed_when_gone(config, corpus, embedder, root):
+    (corpus / "pont.txt").rename(corpus / "pont#2.txt")
+    target = corpus if root == "folder" else corpus / "pont#2.txt"
+    indexer = Indexer(config, embedder)
+    indexer.build([target], progress=False)
+    (corpus / "pont#2.txt").write_bytes("Un pont à Lyon, 180 mètres".encode("latin-1"))
+    report = indexer.build([target], progress=False, prune=True)
+    assert not report.removed and report.kept[0].endswith("pont#2.txt")
+    assert "180 mètres" in Retriever(config, embedder=embedder).search("pont Lyon", 1)[0].text
+    (corpus / "pont#2.txt").unlink()
+    if root == "file":
+        return  # a path that no longer exists is refused before anything is read
+    report = indexer.build([target], progress=False, prune=True)
+    assert report.removed[0].endswith("pont#2.txt")
+
+
+def test_documents_under_a_path_holding_a_hash_are_found():
+    from rag.store import docs_under
+
+    docs = [{"id": "a", "key": "/x/notes#1.txt"}, {"id": "b", "key": "/x/set.jsonl#7"}, {"id": "c", "key": "/x/notes"}]
+    assert docs_under(docs, ["/x/notes#1.txt"]) == ["a"]
+    assert docs_under(docs, ["/x/set.jsonl"]) == ["b"]
+    assert docs_under(docs, ["/x"]) == ["a", "b", "c"]
+
+
 def test_another_model_is_a_clear_error_saying_how_to_rebuild(config, corpus, embedder):
     Indexer(config, embedder).build([corpus], progress=False)
     other = config.replace(model="intfloat/multilingual-e5-small")

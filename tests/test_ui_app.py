@@ -412,3 +412,10 @@ def test_the_ask_api_answers_with_the_answer_json_and_needs_the_login(server):
     assert 1 <= len(ans["citations"]) <= 3 and {"excerpt", "start", "end", "source"} <= ans["citations"][0].keys()
     with pytest.raises(Exception):
         Client(url, auth=(USER, "wrong"), verbose=False)
+
+
+def test_upload_notes_name_files_and_not_records():
+    from ui.app import _files
+
+    sources = ["/up/notes#1.txt", "/up/set.jsonl#12", "/up/set.jsonl#13", "/up/piaf.json#3-1"]
+    assert _files(sources) == "notes#1.txt, set.jsonl, piaf.json"

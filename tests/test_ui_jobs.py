@@ -37,18 +37,19 @@ def test_an_added_file_is_searchable_once_its_job_commits(seeded):
     assert hits[0].source.endswith("greve.txt")
 
 
-def test_a_removed_upload_leaves_the_index_and_the_upload_folder(seeded):
+@pytest.mark.parametrize("name", ["greve.txt", "greve #2.txt"])
+def test_a_removed_upload_leaves_the_index_and_the_upload_folder(seeded, name):
     retriever, jobs, folder = seeded
-    path = folder / "greve.txt"
+    path = folder / name
     path.write_text(ARTICLE_FR_2, encoding="utf-8")
     assert jobs.add([path]).finished.wait(60)
     store = Store(retriever.store.folder)
-    doc = next(d for d in store.documents() if d["source"].endswith("greve.txt"))
-    job = jobs.remove([doc["id"]], ["greve.txt"])
+    doc = next(d for d in store.documents() if d["source"].endswith(name))
+    job = jobs.remove([doc["id"]], [name])
     assert job.finished.wait(60) and job.state is JobState.DONE, job.error
-    assert not any(d["source"].endswith("greve.txt") for d in store.documents())
+    assert not any(d["source"].endswith(name) for d in store.documents())
     assert not path.exists()
-    assert all(not h.source.endswith("greve.txt") for h in retriever.search("grève des contrôleurs aériens", 3))
+    assert all(not h.source.endswith(name) for h in retriever.search("grève des contrôleurs aériens", 3))
 
 
 def test_a_file_the_loader_cannot_read_is_reported_and_not_kept(seeded):

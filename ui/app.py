@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -251,9 +252,12 @@ def _outcome(job: Job, lang: str) -> list[str]:
     return out
 
 
+_RECORD = re.compile(r"#\d+(?:-\d+)?$")  # "#12" of a JSONL line, "#3-1" of a SQuAD paragraph
+
+
 def _files(sources: Sequence[str]) -> str:
     """File names of document sources, once each (a JSONL file's records share one)."""
-    return ", ".join(dict.fromkeys(Path(s.split("#", 1)[0]).name for s in sources))
+    return ", ".join(dict.fromkeys(Path(_RECORD.sub("", s)).name for s in sources))
 
 
 def _notes_html(notes: Sequence[str], busy: bool = False) -> str:

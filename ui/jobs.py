@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from rag.config import Config
+from rag.changes import files_of
 from rag.indexer import BuildReport, Indexer
 from rag.store import Store
 
@@ -137,8 +138,8 @@ class IndexJobs:
             self._store = Store(self.config.index_dir)
         keys = {d["id"]: d["key"] for d in self._store.documents()}
         job.report = self._indexer_for_jobs().remove(job.targets, wait=LOCK_WAIT_S)
-        files = {keys[i].split("#", 1)[0] for i in job.targets if i in keys}
-        still = {d["key"].split("#", 1)[0] for d in self._store.documents()}
+        files = files_of([keys[i] for i in job.targets if i in keys])  # file names may hold '#'
+        still = files_of([d["key"] for d in self._store.documents()])
         for f in files - still:
             self._delete_upload(Path(f))
 
