@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
               "https://huggingface.co/datasets/etalab-ia/piaf (see ../shared/data/README.md)", file=sys.stderr)
         return 2
     english = {}
-    for n, line in jsonl_lines(QUESTIONS.read_text(encoding="utf-8")):
+    for _, line in jsonl_lines(QUESTIONS.read_text(encoding="utf-8")):
         row = json.loads(line)
         english[row["id"]] = row["question"]
     squad = english_squad(json.loads(piaf_path.read_text(encoding="utf-8")), english)

@@ -184,4 +184,5 @@ def _match_doc(ref: str, qa_path: Path, docs: list[dict], store: Store) -> list[
     if hits:
         return hits
     tail = "/" + ref.lstrip("./")
-    return sorted({d["id"] for d in docs if d["source"].endswith(tail) or any(f.endswith(tail) for f in key_files(d["key"]))})
+    return sorted({d["id"] for d in docs
+                   if d["source"].endswith(tail) or any(f.endswith(tail) for f in key_files(d["key"]))})

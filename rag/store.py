@@ -359,8 +359,8 @@ def docs_under(docs: Iterable[dict], paths: Iterable[str]) -> list[str]:
     a JSONL or SQuAD file.
     """
     wanted = set(paths)
-    return sorted({d["id"] for d in docs
-                   if not wanted.isdisjoint(key_files(d["key"])) or any(d["key"].startswith(w + os.sep) for w in wanted)})
+    return sorted({d["id"] for d in docs if not wanted.isdisjoint(key_files(d["key"]))
+                   or any(d["key"].startswith(w + os.sep) for w in wanted)})
 
 
 def _like_prefix(name: str) -> str:
