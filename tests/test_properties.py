@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 
 from rag.chunking import Chunker
 from rag.lexical import analyze
-from rag.tokens import count_between
 from rag.loading import clean_text, make_document
 from rag.text import detect_language, normalize_answer
+from rag.tokens import count_between
 
 WORDS = ["l’État", "aujourd'hui", "États‑Unis", "ministre", "Téhéran", "a", "dit", "«", "»", "—", "12,5", "%",
          "qu’il", "Mascate", "Oman.", "Fin!", "Vraiment?", "…", "\n", "\n\n", "  ", "x" * 40, "🙂", "\u00a0"]
