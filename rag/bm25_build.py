@@ -5,38 +5,19 @@ a few hundred thousand chunks and is paid on every update (BM25 scores depend on
 collection). Here the terms are numbered once, and the counts, document frequencies and
 Lucene BM25 scores are computed over whole arrays, in the same float precision and the same
 compressed sparse column layout: a :class:`bm25s.BM25` built here scores, saves and loads
-as one built by bm25s (``tests/test_lexical.py`` compares the two).
+as one built by bm25s (``tests/test_lexical.py`` compares the two). Terms are numbered by
+:mod:`rag.term_table`.
 """
 
 from __future__ import annotations
 
 import math
-from itertools import chain
 from typing import Sequence
 
 import bm25s
 import numpy as np
 
 EMPTY_TERM = "\u2205"  # the term of a row without terms (bm25s wants none empty)
-
-
-def term_ids(tokens: Sequence[list[str]]) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-    """Number the terms of ``tokens``.
-
-    Returns
-    -------
-    vocabulary : dict of str to int
-        Term ids, in order of first appearance.
-    ids : np.ndarray
-        Every row's term ids, end to end (int64).
-    rows : np.ndarray
-        The row of each of ``ids``.
-    """
-    flat = list(chain.from_iterable(tokens))
-    vocab = {term: i for i, term in enumerate(dict.fromkeys(flat))}
-    ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
-    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    return vocab, ids, np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
 
 
 def bm25_index(vocab: dict[str, int], ids: np.ndarray, rows: np.ndarray, n_rows: int,
@@ -46,7 +27,7 @@ def bm25_index(vocab: dict[str, int], ids: np.ndarray, rows: np.ndarray, n_rows:
     Parameters
     ----------
     vocab : dict of str to int
-        Term ids (:func:`term_ids`); every term should occur in some row.
+        Term ids (:meth:`rag.term_table.TermTable.occurrences`); every term should occur in some row.
     ids, rows : np.ndarray
         Each occurrence of a term: its id, and its row (in ``range(n_rows)``).
     n_rows : int

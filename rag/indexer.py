@@ -285,6 +285,7 @@ class Indexer:
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
                 rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None) -> None:
+        from . import term_table
         from .lexical import LexicalIndex, index_terms  # imported when a generation is written (bm25s, FAISS)
         from .vectors import VectorIndex
 
@@ -300,25 +301,29 @@ class Indexer:
                 raise IndexCorrupt(f"{store.gen_dir(manifest.generation)}/vectors.faiss has dimension {vindex.dim}, "
                                    f"manifest says {dim}")
             vindex.remove(all_gone)
-            kept_rows = store.db.execute(_LEXICAL_ROWS).fetchall()
+            kept_rows, table = term_table.rows_and_table(store.db, _LEXICAL_ROWS,
+                                                         store.gen_dir(manifest.generation) / "lexical")
         elif rebuild:
-            vindex, kept_rows = VectorIndex(dim, exact_limit=self.config.exact_search_limit), []
+            vindex, kept_rows, table = VectorIndex(dim, exact_limit=self.config.exact_search_limit), [], None
         else:  # search files lost: rebuild them from SQLite and the cache
-            vindex, kept_rows = self._vectors_from_rows(store, dim)
+            (vindex, kept_rows), table = self._vectors_from_rows(store, dim), None
         gone_set = set(all_gone.tolist())
-        kept_rows = [row for row in kept_rows if row[0] not in gone_set]
+        kept = np.array([row[0] not in gone_set for row in kept_rows], dtype=bool)
+        kept_rows = [row for row, k in zip(kept_rows, kept.tolist()) if k]
         next_id = int(store.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM chunks").fetchone()[0]) + 1
-        rows, new_ids, new_vecs = [], [], []
+        rows, new_ids, new_vecs, new_terms = [], [], [], []
         for offset, (doc, c, text, h) in enumerate(items):
             rowid = next_id + offset
-            terms = " ".join(index_terms(text, doc.lang))
-            rows.append((rowid, c.id, c.doc_id, c.ordinal, c.start, c.end, c.text, h, terms))
+            new_terms.append(index_terms(text, doc.lang))
+            rows.append((rowid, c.id, c.doc_id, c.ordinal, c.start, c.end, c.text, h, " ".join(new_terms[-1])))
             new_ids.append(rowid)
             new_vecs.append(vectors[h])
         if new_ids:
             vindex.add(np.array(new_ids, dtype=np.int64), np.vstack(new_vecs))
-        all_rows = kept_rows + [(r[0], r[8], r[2], doc.lang) for r, (doc, *_) in zip(rows, items)]
-        lexical = LexicalIndex().build([r[0] for r in all_rows], [r[1].split() for r in all_rows],
+        all_rows = kept_rows + [(r[0], None, r[2], doc.lang) for r, (doc, *_) in zip(rows, items)]
+        table = (term_table.keep(table, kept) if table is not None  # numbered by the previous generation
+                 else term_table.table_of([r[1].split() for r in kept_rows]))
+        lexical = LexicalIndex().build([r[0] for r in all_rows], term_table.extend(table, new_terms),
                                        [r[2] for r in all_rows], [r[3] for r in all_rows])
         tmp = store.folder / f"gen-{gen:06d}.tmp"
         tmp.mkdir(parents=True, exist_ok=True)

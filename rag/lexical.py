@@ -26,7 +26,9 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH
 
-from .bm25_build import bm25_index, term_ids
+from . import term_table
+from .bm25_build import bm25_index
+from .term_table import TermTable
 from .text import strip_accents
 
 ANALYZER_VERSION = 2  # stored with the index: terms written by another analysis need a rebuild
@@ -137,11 +139,12 @@ class LexicalIndex:
         self._bm25: bm25s.BM25 | None = None        # rows (chunks)
         self._docs: bm25s.BM25 | None = None        # documents
         self._doc_langs = np.zeros(0, dtype=np.int8)
+        self.table: TermTable | None = None          # numbered terms of the rows, saved for updates
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def build(self, ids: Sequence[int], tokens: Sequence[list[str]], docs: Sequence[str] | None = None,
+    def build(self, ids: Sequence[int], tokens: Sequence[list[str]] | TermTable, docs: Sequence[str] | None = None,
               langs: Sequence[str] | None = None) -> "LexicalIndex":
         """Index the terms ``tokens`` of chunk ids ``ids``.
 
@@ -149,8 +152,9 @@ class LexicalIndex:
         ----------
         ids : sequence of int
             Chunk ids, one per row.
-        tokens : sequence of list of str
-            Each row's terms (:func:`index_terms`).
+        tokens : sequence of list of str, or TermTable
+            Each row's terms (:func:`index_terms`), or the same already numbered
+            (:mod:`rag.term_table`; kept with the index, so that updates need not number them again).
         docs : sequence of str, optional
             Each row's document id (default: each row its own document).
         langs : sequence of str, optional
@@ -158,10 +162,12 @@ class LexicalIndex:
         """
         self.ids = np.asarray(ids, dtype=np.int64)
         n = len(self.ids)
+        table = tokens if isinstance(tokens, TermTable) else term_table.table_of(tokens)
         docs = list(docs) if docs is not None else [str(i) for i in range(n)]
         langs = list(langs) if langs is not None else ["fr"] * n
-        if not (len(tokens) == len(docs) == len(langs) == n):
-            raise ValueError(f"LexicalIndex.build: {n} ids, {len(tokens)} token lists, {len(docs)} docs, {len(langs)} langs")
+        if not (table.rows == len(docs) == len(langs) == n):
+            raise ValueError(f"LexicalIndex.build: {n} ids, {table.rows} token lists, {len(docs)} docs, {len(langs)} langs")
+        self.table = table
         order = {d: i for i, d in enumerate(dict.fromkeys(docs))}
         self.groups = np.array([order[d] for d in docs], dtype=np.int32)
         self.lang_names = sorted(set(langs)) or ["fr"]
@@ -174,7 +180,7 @@ class LexicalIndex:
         np.maximum.at(last, self.groups, np.arange(n))
         self._doc_langs = self.langs[last]  # a document's language: its last row's
         # a document's terms are its rows' terms: the same term ids, owned by the row's document
-        vocab, terms, rows = term_ids(tokens)
+        vocab, terms, rows = table.occurrences()
         self._bm25 = bm25_index(vocab, terms, rows, n, self.k1, self.b)
         self._docs = bm25_index(vocab, terms, self.groups[rows].astype(np.int64), len(order), self.k1, self.b)
         return self
@@ -235,6 +241,8 @@ class LexicalIndex:
         if self._bm25 is not None and self._docs is not None:
             self._bm25.save(str(folder / "bm25"), allow_pickle=False)
             self._docs.save(str(folder / "bm25_docs"), allow_pickle=False)
+        if self.table is not None:
+            term_table.save(self.table, folder)
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> "LexicalIndex":

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import ARTICLE_EN, ARTICLE_FR, ARTICLE_FR_2, SEEDS
-from rag.bm25_build import bm25_index, term_ids
+from rag.bm25_build import bm25_index
+from rag.term_table import table_of
 from rag.lexical import B, K1, LexicalIndex, LexicalMismatch, analyze, index_terms, query_terms
 
 
@@ -101,7 +102,7 @@ def test_numpy_built_bm25_scores_equal_bm25s_own_index():
     tokens = [index_terms(t, "fr") for t in texts] + [[], index_terms(ARTICLE_EN, "en")]  # an empty row too
     ref = bm25s.BM25(k1=K1, b=B)
     ref.index([t or ["\u2205"] for t in tokens], show_progress=False)
-    ours = bm25_index(*term_ids(tokens), len(tokens), K1, B)
+    ours = bm25_index(*table_of(tokens).occurrences(), len(tokens), K1, B)
     assert ours.vocab_dict.keys() == ref.vocab_dict.keys()
     for term in ref.vocab_dict:
         if term:
