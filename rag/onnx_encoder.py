@@ -169,10 +169,11 @@ def remove_older_recipes(folder: Path) -> list[Path]:
     for other in folder.parent.glob("*-onnx-int8"):
         try:
             meta = json.loads((other / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            same_files = (meta.get("model"), meta.get("source")) == (mine.get("model"), mine.get("source"))
+            older = other != folder and same_files and int(meta.get("recipe", 0)) < int(mine.get("recipe", RECIPE))
+        except (OSError, ValueError, TypeError, AttributeError):
             continue  # unfinished, damaged or not an export: not ours to judge
-        if (other != folder and (meta.get("model"), meta.get("source")) == (mine.get("model"), mine.get("source"))
-                and int(meta.get("recipe", 0)) < int(mine.get("recipe", RECIPE))):
+        if older:
             shutil.rmtree(other, ignore_errors=True)
             log.info("removed %s, an export of an earlier recipe", other)
             removed.append(other)

@@ -151,6 +151,9 @@ def test_exports_of_earlier_recipes_of_the_same_model_files_are_removed(tmp_path
     other_model = export("n-old", recipe=RECIPE - 1, model="n")
     unfinished = tmp_path / "m-x-onnx-int8"
     unfinished.mkdir()
+    damaged = tmp_path / "m-y-onnx-int8"
+    damaged.mkdir()
+    (damaged / "meta.json").write_text("[]")
     assert remove_older_recipes(current) == [older]
     assert not older.exists() and current.exists() and other_files.exists() and other_model.exists()
-    assert unfinished.exists()
+    assert unfinished.exists() and damaged.exists()
