@@ -4,8 +4,9 @@ For each encoder, in one process with the model loaded, ``rounds`` times in turn
 of the chunk texts (``SentenceTransformer.encode`` for torch, the ONNX session for onnx-int8: the
 limit), then a full ``Indexer.build`` of the PIAF file into a fresh index (loading, chunking,
 encoding, SQLite, BM25, FAISS); the overhead compares the best build with the best raw encode.
-The same encode of the same texts takes from 5.3 to 6.6 s on this virtual machine, as much as
-the pipeline's own work (0.3-0.5 s), so the best of four of each is the default.
+The same encode of the same texts took from 5.3 to 8.4 s on the 2-core virtual machine of the
+README's figures, more than the pipeline's own work (0.3-0.6 s), so the best of four of each
+is the default.
 Then a rebuild with nothing changed, and MRR@10 of the hybrid and dense retrievers over the PIAF
 questions. The encoders take turns at each step. The default encoder is also timed through the
 command line, process start and model load included.
@@ -20,10 +21,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.chunking import Chunker
 from rag.config import Config
 from rag.embedding import get_embedder
-from rag.indexer import Indexer, embed_text
+from rag.indexer import Indexer
 from rag.retrieval import Retriever
 
 from .corpus import Piaf
@@ -33,10 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def chunk_texts(piaf: Piaf, embedder, config: Config) -> list[str]:
-    """The texts the indexer embeds for PIAF: clipped title, newline, chunk."""
-    chunker = Chunker(embedder.count_tokens, config.chunk_tokens, config.chunk_overlap, spans=embedder.token_spans)
-    return [embed_text(embedder.clip(d.title, config.title_tokens), c.text)
-            for d, chunks in zip(piaf.documents, chunker.run_all(piaf.documents)) for c in chunks]
+    """The texts the indexer embeds for PIAF (clipped title, newline, chunk), as it makes them."""
+    return [text for *_, text in Indexer(config, embedder).chunk(piaf.documents)]
 
 
 def raw_encode_seconds(embedder, texts: list[str]) -> float:

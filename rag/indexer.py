@@ -236,7 +236,8 @@ class Indexer:
         report.generation = current.generation if current else 0
         return report
 
-    def _chunk(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
+    def chunk(self, docs: Sequence[Document]) -> list[tuple[Document, Chunk, str]]:
+        """Each chunk of ``docs`` with its document and the text that is embedded for it (:func:`embed_text`)."""
         from .chunking import Chunker  # here: a build with nothing to chunk does not import langchain
 
         emb = self.embedder
@@ -246,19 +247,18 @@ class Indexer:
         if budget > emb.max_tokens - 2:
             raise IndexMismatch(f"chunk_tokens + title_tokens = {budget} exceeds the model's limit "
                                 f"{emb.max_tokens - 2}; lower chunk_tokens")
-        return list(zip(docs, chunker.run_all(docs)))
+        out = []
+        for doc, chunks in zip(docs, chunker.run_all(docs)):
+            title = emb.clip(doc.title, self.config.title_tokens)
+            out.extend((doc, c, embed_text(title, c.text)) for c in chunks)
+        return out
 
     def _embed(self, store: Store, docs: Sequence[Document], report: BuildReport, progress: bool,
                on_progress) -> tuple[list[tuple[Document, Chunk, str, str]], dict[str, np.ndarray]]:
         if not docs:
             return [], {}
         emb = self.embedder
-        items = []
-        for doc, chunks in self._chunk(docs):
-            title = emb.clip(doc.title, self.config.title_tokens)
-            for c in chunks:
-                text = embed_text(title, c.text)
-                items.append((doc, c, text, text_hash(text)))
+        items = [(doc, c, text, text_hash(text)) for doc, c, text in self.chunk(docs)]
         report.chunks_new = len(items)
         hashes = list(dict.fromkeys(h for *_, h in items))
         vectors = store.cached_vectors(self.cache_key, hashes, emb.dim)
