@@ -25,6 +25,7 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # indexed before, unreadable now: previous version kept
+    reencoded: list[str] = field(default_factory=list)  # unchanged, encoded again: the encoder's recipe changed
     chunks_total: int = 0
     chunks_new: int = 0
     encoded: int = 0
@@ -38,14 +39,15 @@ class BuildReport:
     @property
     def changed(self) -> bool:
         """True when the build changed the index."""
-        return bool(self.added or self.updated or self.removed)
+        return bool(self.added or self.updated or self.removed or self.reencoded)
 
     def summary(self) -> str:
         """One line for people."""
         rate = f", {self.encoded / self.encode_seconds:.1f} chunks/s" if self.encoded and self.encode_seconds else ""
         unread = f" ({self.unchanged_files} files not read again)" if self.unchanged_files else ""
+        again = f", {len(self.reencoded)} encoded again by the new encoder recipe" if self.reencoded else ""
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-                f"{len(self.unchanged)} unchanged{unread}, {len(self.skipped)} skipped; "
+                f"{len(self.unchanged)} unchanged{unread}{again}, {len(self.skipped)} skipped; "
                 f"{self.chunks_new} new chunks: {self.encoded} encoded, {self.cached} from cache{rate}; "
                 f"{self.chunks_total} chunks in index; {self.seconds:.1f} s")
 

@@ -170,6 +170,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:
+        if status["encoder"] != "torch":
+            status["encoder"] = f"{status['encoder']} (recipe {status['encoder_recipe']})"
         for key in ("index", "documents", "chunks", "model", "encoder", "dimensions", "vector_search", "updated",
                     "languages"):
             print(f"{key + ':':14} {status[key]}")

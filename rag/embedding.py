@@ -6,8 +6,9 @@ nothing is downloaded; any other sentence-transformers model name or local path 
 Two encoders run the same model (:class:`Encoder`): ``torch`` runs it as published;
 ``onnx-int8`` (the default) runs an ONNX export of it with int8 weights through onnxruntime,
 about twice as fast on a CPU for the same retrieval quality (see ``rag/onnx_encoder.py`` and the
-README, "Performance"). Vectors of the two differ slightly, so an index records its encoder and
-the embedding cache keys vectors by model *and* encoder (:func:`cache_key`).
+README, "Performance"). Vectors of the two differ slightly, so an index records its encoder (and
+the recipe of its int8 export, :func:`encoder_recipe`) and the embedding cache keys vectors by
+model, encoder and recipe (:func:`cache_key`).
 """
 
 from __future__ import annotations
@@ -50,14 +51,37 @@ def canonical_model_name(name: str) -> str:
     return DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
 
 
-def cache_key(model: str, encoder: Encoder | str) -> str:
+def encoder_recipe(encoder: Encoder | str) -> int:
+    """The version of how this release runs ``encoder``: 0 for ``torch`` (the model as published),
+    :data:`rag.onnx_encoder.RECIPE` for ``onnx-int8`` (the export's recipe: its vectors change with it)."""
+    if Encoder(encoder) is Encoder.TORCH:
+        return 0
+    from .onnx_encoder import RECIPE
+
+    return RECIPE
+
+
+def stale_recipe(encoder: str, recipe: int) -> bool:
+    """True when vectors made by ``encoder`` at ``recipe`` are not what this release makes (unknown encoders: False)."""
+    try:
+        return recipe != encoder_recipe(encoder)
+    except ValueError:
+        return False
+
+
+def cache_key(model: str, encoder: Encoder | str, recipe: int | None = None) -> str:
     """The name vectors are cached under: the model, plus the encoder unless it is ``torch``.
 
-    ``torch`` keeps the bare model name, so caches written before encoders existed stay valid.
+    ``torch`` keeps the bare model name, so caches written before encoders existed stay valid;
+    ``onnx-int8`` adds its recipe from recipe 2 on (``model#onnx-int8/2``), so vectors of an
+    earlier export are never taken for the current one's. ``recipe`` defaults to the current one.
     """
     name = canonical_model_name(model)
     encoder = Encoder(encoder)
-    return name if encoder is Encoder.TORCH else f"{name}#{encoder.value}"
+    if encoder is Encoder.TORCH:
+        return name
+    recipe = encoder_recipe(encoder) if recipe is None else recipe
+    return f"{name}#{encoder.value}" + (f"/{recipe}" if recipe > 1 else "")
 
 
 def default_cache_dir() -> Path:
@@ -89,6 +113,7 @@ class Embedder:
     """
 
     encoder = Encoder.TORCH
+    recipe = 0  # see encoder_recipe
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32):
         from sentence_transformers import SentenceTransformer
@@ -107,7 +132,7 @@ class Embedder:
     @property
     def key(self) -> str:
         """The embedding-cache name of this model and encoder (:func:`cache_key`)."""
-        return cache_key(self.name, self.encoder)
+        return cache_key(self.name, self.encoder, self.recipe)
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in model tokens, special tokens excluded."""

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .changes import BuildReport, compare, orphans
 from .config import Config
-from .embedding import Embedder, Encoder, cache_key, canonical_model_name, get_embedder
+from .embedding import Embedder, Encoder, cache_key, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
 from .files import FileStamp, key_files
 from .loading import LoadResult, load_paths, loader_version
 from .schema import Chunk, Document
@@ -69,7 +69,10 @@ class Indexer:
     -----
     An index keeps the encoder (``onnx-int8`` or ``torch``) it was first built with; the
     configured ``encoder`` applies to new indexes and to ``rebuild``. Setting it explicitly
-    (``RAG_ENCODER``, ``rag.toml``) to another encoder than the index's is an error.
+    (``RAG_ENCODER``, ``rag.toml``) to another encoder than the index's is an error. An index
+    whose vectors an earlier int8 export made (:func:`rag.embedding.encoder_recipe`) has all of
+    its documents encoded again, from their stored text, by its next build: vectors of two
+    recipes never share an index.
     """
 
     def __init__(self, config: Config, embedder: Embedder | None = None):
@@ -223,11 +226,18 @@ class Indexer:
         report = BuildReport(skipped=loaded.skipped, files_read=loaded.files_read,
                              unchanged_files=len(loaded.unchanged_files))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
+        # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped after
+        stale = (manifest is not None and manifest.encoder == self.encoder.value
+                 and stale_recipe(manifest.encoder, manifest.encoder_recipe))
+        if stale and not rebuild:
+            self._encode_again(store, existing, changes, report, manifest)
         gen_ok = manifest is not None and store.gen_dir(manifest.generation).is_dir()
         if report.changed or not gen_ok or rebuild:
             chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
                          chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps)
+            if stale:  # never read again
+                store.forget_vectors(cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe))
         elif loaded.stamps:  # files read again (touched, or not stamped before) and found unchanged
             with store.transaction():
                 store.record_files(loaded.stamps, self.reader)
@@ -235,6 +245,23 @@ class Indexer:
         current = store.manifest()
         report.generation = current.generation if current else 0
         return report
+
+    @staticmethod
+    def _encode_again(store: Store, existing: dict[str, dict], changes, report: BuildReport, manifest: Manifest) -> None:
+        """Queue every indexed document not already re-indexed or removed, rebuilt from its stored text."""
+        import json
+
+        log.info("%s/: its vectors were made by %s recipe %d; encoding all documents again with recipe %d (once)",
+                 store.folder, manifest.encoder, manifest.encoder_recipe, encoder_recipe(manifest.encoder))
+        taken = {d.key for d in changes.new_docs} | {d["key"] for d in changes.gone}
+        for key, row in existing.items():
+            if key in taken:
+                continue
+            text = store.document_text(row["id"]) or ""
+            changes.new_docs.append(Document(row["id"], key, row["source"], row["title"], text, row["lang"],
+                                             row["sha256"], json.loads(row["meta"] or "{}")))
+            changes.gone.append(row)
+            report.reencoded.append(row["source"])
 
     def chunk(self, docs: Sequence[Document]) -> list[tuple[Document, Chunk, str]]:
         """Each chunk of ``docs`` with its document and the text that is embedded for it (:func:`embed_text`)."""
@@ -332,8 +359,10 @@ class Indexer:
         _fsync_tree(tmp)
         os.replace(tmp, store.gen_dir(gen))
         crash_point("written")
+        # the vectors' recipe: the current one once anything was encoded, else the index's (a removal encodes nothing)
+        recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
         new_manifest = Manifest(FORMAT_VERSION, self.model, dim, self.config.chunk_tokens, self.config.chunk_overlap,
-                                self.config.title_tokens, gen, now_iso(), self.encoder.value)
+                                self.config.title_tokens, gen, now_iso(), self.encoder.value, recipe)
         counts: dict[str, int] = {}
         for _, c, _, _ in items:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1

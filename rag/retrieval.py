@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import Config
-from .embedding import Embedder, canonical_model_name, get_embedder
+from .embedding import Embedder, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
 from .lexical import LexicalIndex, LexicalMismatch
 from .schema import Hit
 from .store import FORMAT_VERSION, IndexCorrupt, IndexMismatch, Manifest, Store
@@ -158,6 +158,10 @@ class Retriever:
                                f"rag index build --index {self.store.folder}") from None
         if vectors.dim != manifest.dimensions:
             raise IndexCorrupt(f"{folder}/vectors.faiss has dimension {vectors.dim}, manifest says {manifest.dimensions}")
+        if stale_recipe(manifest.encoder, manifest.encoder_recipe):
+            log.warning("%s/: its vectors were made by an earlier %s export (recipe %d); questions are encoded by "
+                        "recipe %d, a little less accurately against them; `rag index build` encodes them again",
+                        self.store.folder, manifest.encoder, manifest.encoder_recipe, encoder_recipe(manifest.encoder))
         with self._lock:
             self.manifest, self.vectors, self.lexical = manifest, vectors, lexical
         return True

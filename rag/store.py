@@ -96,6 +96,7 @@ class Manifest:
     generation: int
     updated: str
     encoder: str = "torch"  # how the model ran (rag.embedding.Encoder); indexes made before encoders: torch
+    encoder_recipe: int = 0  # which export made the vectors (rag.embedding.encoder_recipe); int8 before it: 1
 
     def to_rows(self) -> dict[str, str]:
         """Key/value rows of the manifest table."""
@@ -107,7 +108,8 @@ class Manifest:
         try:
             return cls(int(rows["format_version"]), rows["model"], int(rows["dimensions"]),
                        int(rows["chunk_tokens"]), int(rows["chunk_overlap"]), int(rows["title_tokens"]),
-                       int(rows["generation"]), rows["updated"], rows.get("encoder", "torch"))
+                       int(rows["generation"]), rows["updated"], rows.get("encoder", "torch"),
+                       int(rows.get("encoder_recipe", 0 if rows.get("encoder", "torch") == "torch" else 1)))
         except (KeyError, ValueError) as exc:
             raise IndexCorrupt(f"manifest is damaged: bad or missing {exc}") from None
 
@@ -254,6 +256,7 @@ class Store:
                 "updated": manifest.updated, "index": str(self.folder), "generation": manifest.generation,
                 "format_version": manifest.format_version, "chunk_tokens": manifest.chunk_tokens,
                 "chunk_overlap": manifest.chunk_overlap, "languages": langs, "encoder": manifest.encoder,
+                "encoder_recipe": manifest.encoder_recipe,
                 "vector_search": self._vector_search(manifest.generation)}
 
     def _vector_search(self, generation: int) -> str:
@@ -314,6 +317,11 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO embedding_cache(model, hash, vector) VALUES (?,?,?)",
                            [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items])
+
+    def forget_vectors(self, model: str) -> int:
+        """Drop every cached vector of ``model`` (a cache key); returns how many went."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM embedding_cache WHERE model=?", (model,)).rowcount
 
     # -- lock -------------------------------------------------------------------------------
     @contextmanager

@@ -70,7 +70,7 @@ def verify(index_dir: str | os.PathLike, config: Config | None = None) -> list[P
     if hashes:
         from .embedding import cache_key
 
-        key = cache_key(manifest.model, manifest.encoder)
+        key = cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe)
         cached = store.cached_vectors(key, hashes, manifest.dimensions)
         if not cached:
             problems.append(Problem("cache", f"no cached vector of model {key} (dimension "
