@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = isub.add_parser("build", help="add new, re-index changed and remove deleted articles",
                         description="Index the articles under PATH (files or folders, recursively): .txt .md .html "
                                     ".pdf .jsonl and SQuAD-format .json. Incremental: unchanged articles are not "
-                                    "encoded again. Exit 2 if a file was skipped (the rest is indexed).")
+                                    "encoded again (except once, from their stored text, when the index's vectors "
+                                    "were made by an earlier int8 encoder recipe). Exit 2 if a file was skipped "
+                                    "(the rest is indexed).")
     b.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
     _index_arg(b)
     b.add_argument("--rebuild", action="store_true", help="start over (after changing the model or chunking)")
