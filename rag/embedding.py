@@ -5,7 +5,7 @@ nothing is downloaded; any other sentence-transformers model name or local path 
 
 Two encoders run the same model (:class:`Encoder`): ``torch`` runs it as published;
 ``onnx-int8`` (the default) runs an ONNX export of it with int8 weights through onnxruntime,
-about twice as fast on a CPU for the same retrieval quality (see ``rag/onnx_encoder.py`` and the
+2 to 3.5 times as fast on the CPUs measured, for the same retrieval quality (see ``rag/onnx_encoder.py`` and the
 README, "Performance"). Vectors of the two differ slightly, so an index records its encoder (and
 the recipe of its int8 export, :func:`encoder_recipe`) and the embedding cache keys vectors by
 model, encoder and recipe (:func:`cache_key`).

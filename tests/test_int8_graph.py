@@ -13,7 +13,7 @@ from rag.int8_graph import per_channel, quantize  # noqa: E402
 K, N, VOCAB = 64, 48, 5000
 
 
-def _graph(rng: np.random.Generator):
+def _graph(rng: np.random.Generator, opset: int = 17):
     """ids -> Gather(table) -> x; y1 = x @ W1, y2 = x @ W2 (one shared input), y3 = y1 @ y1ᵀ (no weight)."""
     table = rng.normal(size=(VOCAB, K)).astype(np.float32)
     w1, w2 = (rng.normal(size=(K, N)).astype(np.float32) for _ in range(2))
@@ -29,7 +29,7 @@ def _graph(rng: np.random.Generator):
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)
          for n, shape in (("y1", ["b", "t", N]), ("y2", ["b", "t", N]), ("y3", ["b", "t", "t"]))],
         [numpy_helper.from_array(a, n) for a, n in ((table, "table"), (w1, "w1"), (w2, "w2"))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model, table, w1, w2
 
@@ -49,9 +49,10 @@ def test_per_channel_gives_each_column_or_row_its_own_scale():
     assert per_channel(np.zeros((2, 3)), axis=0)[0].tolist() == [[0, 0, 0], [0, 0, 0]]  # no division by zero
 
 
-def test_rewritten_graph_stays_close_to_float_and_keeps_products_of_activations():
+@pytest.mark.parametrize("opset", [17, 18])  # the export's; the first where reductions take axes as an input
+def test_rewritten_graph_stays_close_to_float_and_keeps_products_of_activations(opset):
     rng = np.random.default_rng(0)
-    model, table, w1, w2 = _graph(rng)
+    model, table, w1, w2 = _graph(rng, opset)
     ids = rng.integers(0, VOCAB, size=(3, 7))
     done = quantize(model)
     assert done == (2, 1, 1)  # two weight products sharing one quantised input; one embedding table
@@ -83,3 +84,16 @@ def test_a_token_row_is_quantised_alone_whatever_its_neighbours():
     quantize(model2)
     y = _run(model2, ids)[0]
     assert np.abs(y[1:] - together[1:]).max() < 1e-4
+
+
+def test_a_weight_another_node_reads_is_kept_and_old_opsets_are_refused():
+    model, *_ = _graph(np.random.default_rng(2))
+    extra = helper.make_node("ReduceSum", ["w1"], ["w1_sum"], keepdims=0)  # reads w1 too
+    model.graph.node.append(extra)
+    model.graph.output.append(helper.make_tensor_value_info("w1_sum", TensorProto.FLOAT, []))
+    quantize(model)
+    assert "w1" in {i.name for i in model.graph.initializer}
+    onnx.checker.check_model(model)
+    old, *_ = _graph(np.random.default_rng(2), opset=13)
+    with pytest.raises(ValueError, match="opset 15 or newer.*13"):
+        quantize(old)
