@@ -226,18 +226,18 @@ class Indexer:
         report = BuildReport(skipped=loaded.skipped, files_read=loaded.files_read,
                              unchanged_files=len(loaded.unchanged_files))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
-        # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped after
+        # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped on commit
         stale = (manifest is not None and manifest.encoder == self.encoder.value
                  and stale_recipe(manifest.encoder, manifest.encoder_recipe))
+        old_key = cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe) if stale else None
         if stale and not rebuild:
             self._encode_again(store, existing, changes, report, manifest)
         gen_ok = manifest is not None and store.gen_dir(manifest.generation).is_dir()
         if report.changed or not gen_ok or rebuild:
             chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
-                         chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps)
-            if stale:  # never read again
-                store.forget_vectors(cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe))
+                         chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps,
+                         drop_cache=old_key)
         elif loaded.stamps:  # files read again (touched, or not stamped before) and found unchanged
             with store.transaction():
                 store.record_files(loaded.stamps, self.reader)
@@ -247,7 +247,8 @@ class Indexer:
         return report
 
     @staticmethod
-    def _encode_again(store: Store, existing: dict[str, dict], changes, report: BuildReport, manifest: Manifest) -> None:
+    def _encode_again(store: Store, existing: dict[str, dict], changes, report: BuildReport,
+                      manifest: Manifest) -> None:
         """Queue every indexed document not already re-indexed or removed, rebuilt from its stored text."""
         import json
 
@@ -311,7 +312,10 @@ class Indexer:
 
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
-                rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None) -> None:
+                rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None,
+                drop_cache: str | None = None) -> None:
+        """Write the next generation and switch to it in one transaction (which also drops the cached
+        vectors of ``drop_cache``, a cache key that will never be read again)."""
         from . import term_table
         from .lexical import LexicalIndex, index_terms  # imported when a generation is written (bm25s, FAISS)
         from .vectors import VectorIndex
@@ -386,6 +390,8 @@ class Indexer:
             db.executemany('INSERT INTO chunks(rowid, id, doc_id, ordinal, start, "end", text, hash, terms) '
                            "VALUES (?,?,?,?,?,?,?,?,?)", rows)
             crash_point("in-transaction")
+            if drop_cache:
+                db.execute("DELETE FROM embedding_cache WHERE model=?", (drop_cache,))
             db.execute("DELETE FROM manifest")
             db.executemany("INSERT INTO manifest(key, value) VALUES (?,?)", new_manifest.to_rows().items())
         crash_point("committed")

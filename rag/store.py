@@ -318,11 +318,6 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO embedding_cache(model, hash, vector) VALUES (?,?,?)",
                            [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items])
 
-    def forget_vectors(self, model: str) -> int:
-        """Drop every cached vector of ``model`` (a cache key); returns how many went."""
-        with self.transaction() as db:
-            return db.execute("DELETE FROM embedding_cache WHERE model=?", (model,)).rowcount
-
     # -- lock -------------------------------------------------------------------------------
     @contextmanager
     def build_lock(self, wait: float = 0.0) -> Iterator[None]:

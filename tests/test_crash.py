@@ -79,6 +79,36 @@ def test_kill_9_at_each_step_leaves_a_consistent_index_and_the_next_build_comple
     assert snapshot(config.index_dir) == after  # nothing missing, nothing twice
 
 
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_kill_9_while_an_earlier_recipes_index_is_encoded_again_loses_nothing(tmp_path, config, embedder, point):
+    from rag.embedding import cache_key, encoder_recipe
+
+    corpus = synthetic_corpus(tmp_path / "corpus", 3)
+    Indexer(config, embedder).build([corpus], progress=False)
+    before = snapshot(config.index_dir)
+    old_key, new_key = cache_key(config.model, "onnx-int8", 1), cache_key(config.model, "onnx-int8")
+    store = Store(config.index_dir)
+    with store.transaction() as db:  # as the release before wrote it: no recipe row, the plain cache key
+        db.execute("DELETE FROM manifest WHERE key='encoder_recipe'")
+        db.execute("UPDATE embedding_cache SET model=?", (old_key,))
+    res = subprocess.run(rag_cmd("index", "build", str(corpus), "--index", config.index_dir, "-q"),
+                         env=env(RAG_CRASH_AT=point), capture_output=True, text=True, timeout=300)
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    keys = {k for (k,) in store.db.execute("SELECT DISTINCT model FROM embedding_cache")}
+    done = point == "committed"
+    # the old recipe's vectors go in the transaction that switches to the new ones, not before
+    assert store.manifest().encoder_recipe == (encoder_recipe("onnx-int8") if done else 1)
+    assert (old_key in keys) is not done
+    assert verify(config.index_dir, config) == [] and snapshot(config.index_dir) == before
+    assert Retriever(config, embedder=embedder).search("négociations Mascate", 3)
+    report = Indexer(config, embedder).build([corpus], progress=False)
+    assert bool(report.reencoded) is not done
+    assert store.manifest().encoder_recipe == encoder_recipe("onnx-int8")
+    assert {k for (k,) in store.db.execute("SELECT DISTINCT model FROM embedding_cache")} == {new_key}
+    assert verify(config.index_dir, config) == [] and snapshot(config.index_dir) == before
+
+
+
 def test_kill_9_at_random_moments(tmp_path, config, embedder):
     corpus = synthetic_corpus(tmp_path / "corpus", 30)
     Indexer(config, embedder).build([corpus], progress=False)
