@@ -5,8 +5,8 @@ nothing is downloaded; any other sentence-transformers model name or local path 
 
 Two encoders run the same model (:class:`Encoder`): ``torch`` runs it as published;
 ``onnx-int8`` (the default) runs an ONNX export of it with int8 weights through onnxruntime,
-2 to 3.5 times as fast on the CPUs measured, for the same retrieval quality (see ``rag/onnx_encoder.py`` and the
-README, "Performance"). Vectors of the two differ slightly, so an index records its encoder (and
+2 to 3.5 times as fast on the CPUs measured, for the same retrieval quality (see
+``rag/onnx_encoder.py`` and the README, "Performance"). Vectors of the two differ slightly, so an index records its encoder (and
 the recipe of its int8 export, :func:`encoder_recipe`) and the embedding cache keys vectors by
 model, encoder and recipe (:func:`cache_key`).
 """
@@ -113,7 +113,6 @@ class Embedder:
     """
 
     encoder = Encoder.TORCH
-    recipe = 0  # see encoder_recipe
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32):
         from sentence_transformers import SentenceTransformer
@@ -132,7 +131,7 @@ class Embedder:
     @property
     def key(self) -> str:
         """The embedding-cache name of this model and encoder (:func:`cache_key`)."""
-        return cache_key(self.name, self.encoder, self.recipe)
+        return cache_key(self.name, self.encoder)
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in model tokens, special tokens excluded."""

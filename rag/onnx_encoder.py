@@ -255,7 +255,6 @@ class OnnxEmbedder(Embedder):
     """
 
     encoder = Encoder.ONNX_INT8
-    recipe = RECIPE
 
     def __init__(self, model: str, batch_size: int = 32, cache_dir: Path | None = None):
         from .embedding import default_cache_dir
