@@ -250,19 +250,14 @@ class Indexer:
     def _encode_again(store: Store, existing: dict[str, dict], changes, report: BuildReport,
                       manifest: Manifest) -> None:
         """Queue every indexed document not already re-indexed or removed, rebuilt from its stored text."""
-        import json
-
         log.info("%s/: its vectors were made by %s recipe %d; encoding all documents again with recipe %d (once)",
                  store.folder, manifest.encoder, manifest.encoder_recipe, encoder_recipe(manifest.encoder))
         taken = {d.key for d in changes.new_docs} | {d["key"] for d in changes.gone}
-        for key, row in existing.items():
-            if key in taken:
-                continue
-            text = store.document_text(row["id"]) or ""
-            changes.new_docs.append(Document(row["id"], key, row["source"], row["title"], text, row["lang"],
-                                             row["sha256"], json.loads(row["meta"] or "{}")))
-            changes.gone.append(row)
-            report.reencoded.append(row["source"])
+        for doc in store.stored_documents():
+            if doc.key not in taken:
+                changes.new_docs.append(doc)
+                changes.gone.append(existing[doc.key])
+                report.reencoded.append(doc.source)
 
     def chunk(self, docs: Sequence[Document]) -> list[tuple[Document, Chunk, str]]:
         """Each chunk of ``docs`` with its document and the text that is embedded for it (:func:`embed_text`)."""

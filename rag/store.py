@@ -11,6 +11,7 @@ use. Nothing is pickled.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .files import key_files
+from .schema import Document
 
 FORMAT_VERSION = 2  # 2: BM25 terms with exact and prefix forms, document-level BM25
 DB_NAME = "rag.sqlite"
@@ -112,6 +114,19 @@ class Manifest:
                        int(rows.get("encoder_recipe", 0 if rows.get("encoder", "torch") == "torch" else 1)))
         except (KeyError, ValueError) as exc:
             raise IndexCorrupt(f"manifest is damaged: bad or missing {exc}") from None
+
+
+DOCUMENT_COLUMNS = "id, key, source, title, lang, text, meta"  # what stored_document reads, in order
+
+
+def stored_document(doc_id: str, key: str, source: str, title: str, lang: str, text: str, meta: str | None) -> Document:
+    """A :class:`Document` from its stored row (:data:`DOCUMENT_COLUMNS`): the hash is that of the text,
+    and meta that is not valid JSON reads as empty."""
+    try:
+        meta = json.loads(meta) if meta else {}
+    except json.JSONDecodeError:
+        meta = {}
+    return Document(doc_id, key, source, title, text, lang, hashlib.sha256(text.encode("utf-8")).hexdigest(), meta)
 
 
 class Store:
@@ -202,6 +217,10 @@ class Store:
                               "FROM documents ORDER BY source")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur]
+
+    def stored_documents(self) -> list[Document]:
+        """Every indexed document with its text, as it was indexed."""
+        return [stored_document(*row) for row in self.db.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents")]
 
     def document_text(self, doc_id: str) -> str | None:
         """A document's full extracted text."""

@@ -9,7 +9,6 @@ SQLite file itself is lost, it moves it aside and re-indexes the article files s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -23,7 +22,8 @@ from .config import Config
 from .indexer import BuildReport, Indexer
 from .lexical import LexicalIndex
 from .schema import Document
-from .store import DB_NAME, FORMAT_VERSION, REQUIRED_COLUMNS, IndexCorrupt, IndexError_, Store
+from .store import (DB_NAME, DOCUMENT_COLUMNS, FORMAT_VERSION, REQUIRED_COLUMNS, IndexCorrupt, IndexError_, Store,
+                    stored_document)
 from .vectors import VectorIndex
 
 
@@ -124,20 +124,12 @@ def _salvage_documents(db_path: Path) -> list[Document] | None:
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         try:
-            rows = conn.execute("SELECT id, key, source, title, lang, text, meta FROM documents").fetchall()
+            rows = conn.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents").fetchall()
         finally:
             conn.close()
     except sqlite3.DatabaseError:
         return None
-    docs = []
-    for doc_id, key, source, title, lang, text, meta in rows:
-        try:
-            meta = json.loads(meta) if meta else {}
-        except json.JSONDecodeError:
-            meta = {}
-        docs.append(Document(doc_id, key, source, title, text, lang,
-                             hashlib.sha256(text.encode("utf-8")).hexdigest(), meta))
-    return docs
+    return [stored_document(*row) for row in rows]
 
 
 def _drop_bad_tables(db_path: Path) -> list[str]:
