@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from rag.embedding import get_embedder
-from rag.vectors import VectorIndex, ivf_shape
+from rag.search.vectors import VectorIndex, ivf_shape
 
 from .corpus import Piaf, cached_vectors, piece_vectors, split_pieces
 from .measure import Timer

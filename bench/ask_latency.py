@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag.config import load_config  # noqa: E402
-from rag.indexer import Indexer  # noqa: E402
+from rag.indexing import Indexer  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
 
 PIAF = ROOT.parent / "shared" / "data" / "piaf-dev.json"
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         rag.ask(q)
         total.append((time.perf_counter() - t0) * 1000)
-        request = rag._request(q, None, None, None)
+        request = rag.retrieve(q)
         t0 = time.perf_counter()
         answerer.answer(request)
         answering.append((time.perf_counter() - t0) * 1000)

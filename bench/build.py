@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rag.config import Config
 from rag.embedding import get_embedder
-from rag.indexer import Indexer
+from rag.indexing import Indexer
 from rag.retrieval import Retriever
 
 from .corpus import Piaf

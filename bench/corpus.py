@@ -19,9 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.chunking import SENTENCE_END
 from rag.embedding import Embedder
-from rag.loading import doc_id_for, make_document, squad_key
+from rag.indexing.chunking import SENTENCE_END
+from rag.ingest.loading import doc_id_for, make_document, squad_key
 from rag.schema import Document
 
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rag.config import DEFAULT_MODEL, Config
 from rag.embedding import get_embedder, resolve_model
-from rag.indexer import Indexer, embed_text
+from rag.indexing.indexer import Indexer, embed_text
 from rag.retrieval import Retriever
 from rag.store import Store
 

@@ -71,7 +71,7 @@ def percentile(values: list[float], q: float) -> float:
 def run(clients: int, seconds: float, index: Path | None) -> dict:
     """Run the load and return the figures."""
     from rag.config import Config
-    from rag.indexer import Indexer
+    from rag.indexing import Indexer
 
     with tempfile.TemporaryDirectory() as tmp:
         if index is None:

@@ -21,13 +21,11 @@ from .measure import latencies, percentiles_ms, rss_mb
 
 def _lexical_only(index: str, mmap: bool, questions: list[str]) -> dict:
     """Load only the BM25 postings, with or without memory mapping; memory and search time."""
-    from rag.lexical import LexicalIndex
-    from rag.store import Store
+    from rag.store import Store, layout
 
     store = Store(index)
-    folder = store.gen_dir(store.manifest().generation) / "lexical"
     before = rss_mb()
-    lexical = LexicalIndex.load(folder, mmap=mmap)
+    lexical = layout.load_lexical(store.folder, store.manifest(), mmap=mmap)
     loaded = rss_mb()
     times = []
     for q in questions:

@@ -20,7 +20,7 @@ import numpy as np
 
 from rag.config import Config
 from rag.embedding import get_embedder
-from rag.indexer import Indexer
+from rag.indexing import Indexer
 
 from .corpus import ComposedEmbedder, Piaf, piece_vectors, synthetic_documents
 from .measure import Timer, folder_mb

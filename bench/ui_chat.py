@@ -120,7 +120,7 @@ def main() -> None:
         index = args.index
         if index is None:
             from rag.config import Config
-            from rag.indexer import Indexer
+            from rag.indexing import Indexer
 
             index = Path(tmp) / "index"
             Indexer(Config(index_dir=str(index))).build([ROOT / "seeds"], progress=False)

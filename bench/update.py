@@ -26,9 +26,15 @@ from pathlib import Path
 
 from rag.config import Config
 from rag.embedding import get_embedder
-from rag.indexer import Indexer
+from rag.indexing import Indexer
 
-from .corpus import ComposedEmbedder, Piaf, piece_vectors, synthetic_texts, write_synthetic_files
+from .corpus import (
+    ComposedEmbedder,
+    Piaf,
+    piece_vectors,
+    synthetic_texts,
+    write_synthetic_files,
+)
 from .measure import Timer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,31 +16,26 @@ above it; "instead" rows replace the last change and were not kept.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-import unicodedata
 from pathlib import Path
 
-import bm25s
-import faiss
+import bm25s  # the BM25 variants measured here are not the product's, so bm25s itself computes them
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rag.embedding import get_embedder  # noqa: E402
-from rag.lexical import _ELISION, _STOPWORDS, _TOKEN, QUESTION_WORDS, _stemmer  # noqa: E402
-from rag.loading import doc_id_for, squad_key  # noqa: E402
-from rag.text import strip_accents  # noqa: E402
+from rag.ingest.loading import doc_id_for, squad_key  # noqa: E402
+from rag.store import Store, layout  # noqa: E402
+from rag.text.analysis import QUESTION_WORDS, STOPWORDS, content_words, stems  # noqa: E402
+from rag.text.normalize import strip_accents  # noqa: E402
 
 
 def terms(text: str, forms: bool, drop: frozenset[str] = frozenset(), prefix: int = 5) -> list[str]:
     """French analysis: stems, plus the exact form and prefix when ``forms``."""
-    text = _ELISION.sub(" ", unicodedata.normalize("NFKC", text).lower())
-    stop = _STOPWORDS["fr"] | drop
-    words = [w for w in _TOKEN.findall(text) if w not in stop and (len(w) > 1 or w.isdigit())]
-    stems = [strip_accents(s) for s in _stemmer("fr").stemWords(words)]
+    words = content_words(text, "fr", STOPWORDS["fr"] | drop, elide=True)
     if not forms:
-        return stems
-    return stems + ["=" + strip_accents(w) for w in words] + ["~" + strip_accents(w)[:prefix] for w in words]
+        return stems(words, "fr")
+    return stems(words, "fr") + ["=" + strip_accents(w) for w in words] + ["~" + strip_accents(w)[:prefix] for w in words]
 
 
 def bm25_matrix(rows: list[list[str]], queries: list[list[str]], k1: float, b: float) -> np.ndarray:
@@ -104,14 +99,13 @@ def metrics(rk: list[int | None]) -> tuple[float, float, float, float, float]:
 
 
 def main(squad: str, index: str) -> None:
-    db = sqlite3.connect(f"{index}/rag.sqlite")
-    gen = int(dict(db.execute("SELECT key, value FROM manifest"))["generation"])
-    chunks = [dict(zip(("rowid", "doc", "start", "end", "text", "title"), r)) for r in db.execute(
-        'SELECT c.rowid, c.doc_id, c.start, c."end", c.text, d.title FROM chunks c JOIN documents d '
-        "ON d.id = c.doc_id ORDER BY c.rowid")]
-    vi = faiss.read_index(f"{index}/gen-{gen:06d}/vectors.faiss")
-    pos = {int(r): i for i, r in enumerate(faiss.vector_to_array(vi.id_map))}
-    vectors = np.vstack([vi.index.reconstruct(pos[c["rowid"]]) for c in chunks])
+    store = Store(index)
+    rows = store.chunk_rows(store.chunk_ids())
+    chunks = [{"rowid": r, "doc": c["doc_id"], "start": c["start"], "end": c["end"], "text": c["text"],
+               "title": c["title"]} for r, c in sorted(rows.items())]
+    ids, held = layout.load_vectors(store.folder, store.manifest()).contents()
+    pos = {int(r): i for i, r in enumerate(ids)}
+    vectors = np.vstack([held[pos[c["rowid"]]] for c in chunks])
     data = json.loads(Path(squad).read_text(encoding="utf-8"))
     qs = [(qa["question"], doc_id_for(squad_key(squad, ai, pi)), ai) for ai, a in enumerate(data["data"])
           for pi, p in enumerate(a["paragraphs"]) for qa in p["qas"]]

@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rag.cli import main as rag_main  # noqa: E402
 from rag.config import load_config  # noqa: E402
-from rag.evaluation import cache_root  # noqa: E402
-from rag.text import jsonl_lines  # noqa: E402
+from rag.text.normalize import jsonl_lines  # noqa: E402
 
 QUESTIONS = ROOT / "eval" / "piaf_en_questions.jsonl"
 
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crosslingual: {len(english) - found} question ids of {QUESTIONS} are not in {piaf_path}",
               file=sys.stderr)
         return 2
-    folder = cache_root(load_config()) / "crosslingual"
+    folder = load_config().cache_path / "crosslingual"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "piaf-dev-en.json"
     text = json.dumps(squad, ensure_ascii=False)

@@ -35,13 +35,15 @@ import numpy as np
 from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rag import extractive as ex  # noqa: E402
+from rag.answering import extractive as ex  # noqa: E402
 from rag.config import load_config  # noqa: E402
-from rag.evaluation import cache_root, contains_answer  # noqa: E402
-from rag.indexer import Indexer  # noqa: E402
-from rag.loading import load_paths  # noqa: E402
+from rag.evaluation import (
+    contains_answer,  # noqa: E402
+    load_qa,  # noqa: E402
+)
+from rag.indexing import Indexer  # noqa: E402
+from rag.ingest import load_paths  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
-from rag.qasets import load_qa  # noqa: E402
 
 K = 5
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
@@ -78,7 +80,7 @@ def build_indexes(piaf: str) -> dict[str, tuple[Path, set[str]]]:
     }
     out = {}
     for name, subset in subsets.items():  # "full" first: the others start from its embedding cache
-        folder = cache_root(config) / "fit-index" / name
+        folder = config.cache_path / "fit-index" / name
         if not folder.exists() and name != "full":
             shutil.copytree(out["full"][0], folder)
         Indexer(config).reindex(subset, index_dir=folder, progress=False)
@@ -92,7 +94,7 @@ def collect(piaf: str) -> list[Example]:
     indexes = build_indexes(piaf)
     where = {d.id: article_of(d.key) for d in load_paths([piaf]).documents}
     rags = {name: RAG(load_config(), folder) for name, (folder, _) in indexes.items()}
-    answerer = ex.ExtractiveAnswerer(load_config())
+    answerer = ex.ExtractiveAnswerer.from_config(load_config())
     examples: list[Example] = []
     for n, item in enumerate(qa.items):
         gold = item.squad_id
@@ -102,7 +104,7 @@ def collect(piaf: str) -> list[Example]:
         if paragraph % 2 == 1:
             asks.append(("para", "near"))
         for name, role in asks:
-            request = rags[name]._request(item.question, K, None, None)
+            request = rags[name].retrieve(item.question, K)
             cands = answerer.rank(request)
             if not cands:
                 examples.append(Example(half, role, np.zeros((0, len(ex.FEATURES)), np.float32),
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse the features of the last run (same code only)")
     parser.add_argument("--support-min", type=float, default=0.1, help="floor of the support model (default 0.1)")
     args = parser.parse_args(argv)
-    cache = cache_root(load_config()) / "fit-index" / "examples.npz"
+    cache = load_config().cache_path / "fit-index" / "examples.npz"
     examples = load_examples(cache) if args.reuse and cache.exists() else save_examples(collect(args.piaf), cache)
     tune = [e for e in examples if e.half == "tune"]
     print(f"{len(examples)} examples ({len(tune)} to tune)", file=sys.stderr)

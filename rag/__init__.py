@@ -11,8 +11,9 @@ from typing import Any
 
 _WHERE = {
     "Config": "config", "ConfigError": "config", "load_config": "config",
-    "BuildReport": "indexer", "Indexer": "indexer",
-    "LoadResult": "loading", "Skipped": "loading", "load_paths": "loading",
+    "RagError": "errors", "BadInput": "errors",
+    "BuildReport": "indexing", "Indexer": "indexing",
+    "LoadResult": "ingest", "Skipped": "ingest", "load_paths": "ingest",
     "RAG": "pipeline", "Mode": "retrieval", "Retriever": "retrieval",
     "Answer": "schema", "Chunk": "schema", "Citation": "schema", "Document": "schema", "Hit": "schema",
 }

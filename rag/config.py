@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+
+import tomllib
+
+from .errors import BadInput
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODERS = ("onnx-int8", "torch")  # values of Config.encoder (rag.embedding.Encoder)
 
 
-class ConfigError(ValueError):
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``: the cache folder when ``cache_dir`` is empty."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rag"
+
+
+class ConfigError(BadInput):
     """A configuration value is invalid; the message names the value and where it came from."""
 
 
@@ -113,6 +122,16 @@ class Config:
         new = dataclasses.replace(self, **changes)
         new.sources = {**self.sources, **{k: "argument" for k in changes}}
         return new
+
+    @property
+    def cache_path(self) -> Path:
+        """The cache folder: ``cache_dir``, else :func:`default_cache_dir`."""
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when an LLM endpoint and model are set (``llm`` answers are possible)."""
+        return bool(self.llm_base_url and self.llm_model)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-able values (the LLM key is masked)."""

@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
-from .tokens import TokenSpans, splits_words, token_spans
+from .config import DEFAULT_MODEL, default_cache_dir
+from .text.tokens import TokenSpans, splits_words, token_spans
 
 log = logging.getLogger(__name__)
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
@@ -82,12 +82,6 @@ def cache_key(model: str, encoder: Encoder | str, recipe: int | None = None) -> 
         return name
     recipe = encoder_recipe(encoder) if recipe is None else recipe
     return f"{name}#{encoder.value}" + (f"/{recipe}" if recipe > 1 else "")
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rag"
 
 
 def quiet_transformers() -> None:

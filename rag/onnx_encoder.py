@@ -31,7 +31,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .embedding import Embedder, Encoder, canonical_model_name, quiet_transformers, resolve_model
+from .embedding import (
+    Embedder,
+    Encoder,
+    canonical_model_name,
+    quiet_transformers,
+    resolve_model,
+)
 
 log = logging.getLogger(__name__)
 RECIPE = 2  # bump when the export changes: older exports are made again, indexes re-encoded

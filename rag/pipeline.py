@@ -7,17 +7,17 @@ import threading
 import time
 from typing import Iterator, Sequence
 
-from .answering import AnswerMode, Answerer, Request, Turn, abstain, make_answerer, parse_mode
+from .answering.base import Answerer, AnswerMode, Request, Turn, abstain
+from .answering.factory import make_answerer, parse_mode
 from .config import Config, load_config
-from .extractive import TermStats
-from .questions import rewrite_followup, strip_meta
-from .retrieval import Retriever
+from .retrieval.retriever import Retriever
 from .schema import Answer
-from .text import detect_language
+from .text.normalize import detect_language
+from .text.questions import rewrite_followup, strip_meta
 
 
 class RAG:
-    """Ask questions of an index folder.
+    """Ask questions of an index.
 
     Parameters
     ----------
@@ -25,6 +25,10 @@ class RAG:
         Settings (default: :func:`rag.config.load_config`).
     index_dir : path-like, optional
         Overrides ``config.index_dir``.
+    retriever : Retriever, optional
+        The retriever to use (default: one over the index folder).
+    answerer : Answerer, optional
+        The answerer of its mode (default: made from the configuration when a mode is first asked for).
 
     Examples
     --------
@@ -32,33 +36,31 @@ class RAG:
     >>> rag.ask("Qui est le ministre iranien des Affaires étrangères ?").answer  # doctest: +SKIP
     """
 
-    def __init__(self, config: Config | None = None, index_dir: str | os.PathLike | None = None):
+    def __init__(self, config: Config | None = None, index_dir: str | os.PathLike | None = None,
+                 retriever: Retriever | None = None, answerer: Answerer | None = None):
         self.config = config or load_config()
-        self.retriever = Retriever(self.config, index_dir)
-        self._answerers: dict[AnswerMode, Answerer] = {}
-        self._stats: tuple[int, TermStats] | None = None
+        self.retriever = retriever or Retriever(self.config, index_dir)
+        self._answerers: dict[AnswerMode, Answerer] = {answerer.mode: answerer} if answerer else {}
+        self._default = answerer.mode if answerer else None
         self._lock = threading.Lock()
 
     def answerer(self, mode: AnswerMode | str | None = None) -> Answerer:
-        """The answerer for ``mode`` (default from the configuration), created once."""
-        chosen = parse_mode(mode, self.config)
+        """The answerer for ``mode`` (default: the one given, else the configured mode), created once.
+
+        Raises
+        ------
+        BadInput
+            For an unknown ``mode``, or ``"llm"`` without an endpoint configured.
+        """
+        chosen = parse_mode(mode or self._default, self.config)
         with self._lock:
             if chosen not in self._answerers:
                 self._answerers[chosen] = make_answerer(self.config, chosen)
             return self._answerers[chosen]
 
-    def term_stats(self) -> TermStats:
-        """Term statistics of the current index generation (read once per generation)."""
-        manifest, lexical = self.retriever.manifest, self.retriever.lexical
-        generation = manifest.generation if manifest else -1
-        with self._lock:
-            if self._stats is None or self._stats[0] != generation:
-                self._stats = (generation, TermStats.from_lexical(lexical))
-            return self._stats[1]
-
-    def ask(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
-            history: Sequence[Turn] | None = None, mode: str | None = None) -> Answer:
-        """Answer one question with cited passages.
+    def retrieve(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
+                 history: Sequence[Turn] | None = None) -> Request | None:
+        """The passages for ``question`` (completed from ``history``), as an answerer gets them.
 
         Parameters
         ----------
@@ -70,6 +72,28 @@ class RAG:
             Restrict to these documents (ids, sources, folder prefixes or titles).
         history : sequence of (question, answer), optional
             Earlier turns of a chat, oldest first, for follow-up questions.
+
+        Returns
+        -------
+        Request or None
+            None for a blank question.
+        """
+        if not question.strip():
+            return None
+        history = list(history or [])
+        lang = self.language(question, history)
+        query = rewrite_followup(question, history, lang)
+        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang)
+        return Request(question, hits, lang, query, history, self.retriever.term_stats())
+
+    def ask(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
+            history: Sequence[Turn] | None = None, mode: str | None = None) -> Answer:
+        """Answer one question with cited passages.
+
+        Parameters
+        ----------
+        question, k, docs, history
+            As for :meth:`retrieve`.
         mode : str, optional
             Answer mode (``"extractive"`` or ``"llm"``); default from the configuration.
 
@@ -78,17 +102,12 @@ class RAG:
         Answer
             ``abstained`` is true, and the text says so in the question's language, when the
             passages do not hold the answer.
-
-        Raises
-        ------
-        ValueError
-            For an unknown ``mode``, or ``"llm"`` without an endpoint configured.
         """
         t0 = time.perf_counter()
         answerer = self.answerer(mode)
-        request = self._request(question, k, docs, history)
-        answer = answerer.answer(request) if request else abstain(question, self._language(question, history),
-                                                                    mode=answerer.mode.value)
+        request = self.retrieve(question, k, docs, history)
+        answer = (answerer.answer(request) if request
+                  else abstain(question, self.language(question, history), mode=answerer.mode.value))
         answer.latency_ms = (time.perf_counter() - t0) * 1000
         return answer
 
@@ -97,28 +116,17 @@ class RAG:
         """Like :meth:`ask`, yielding partial answers as they grow; the last one is complete."""
         t0 = time.perf_counter()
         answerer = self.answerer(mode)
-        request = self._request(question, k, docs, history)
+        request = self.retrieve(question, k, docs, history)
         if request is None:
-            yield abstain(question, self._language(question, history), mode=answerer.mode.value)
+            yield abstain(question, self.language(question, history), mode=answerer.mode.value)
             return
         for partial in answerer.stream(request):
             partial.latency_ms = (time.perf_counter() - t0) * 1000
             yield partial
 
-    def _language(self, question: str, history: Sequence[Turn] | None) -> str:
+    def language(self, question: str, history: Sequence[Turn] | None = None) -> str:
         """The question's language; a question too short to tell takes the chat's language."""
         default = self.config.default_lang
         if history:
             default = detect_language(history[-1][0], default)
         return detect_language(question, default)
-
-    def _request(self, question: str, k: int | None, docs: Sequence[str] | None,
-                 history: Sequence[Turn] | None) -> Request | None:
-        """Retrieve the passages for ``question`` (completed from ``history``); None for a blank question."""
-        if not question.strip():
-            return None
-        history = list(history or [])
-        lang = self._language(question, history)
-        query = rewrite_followup(question, history, lang)
-        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang)
-        return Request(question, hits, lang, query, history, self.term_stats())

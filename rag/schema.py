@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# A citation marker in an answer's text: [2], or several passages at once, [1, 3]
+CITATION_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without its citation markers."""
+    return CITATION_MARKER.sub("", text)
 
 
 @dataclass

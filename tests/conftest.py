@@ -102,7 +102,7 @@ def corpus(tmp_path) -> Path:
 def answer_index(tmp_path_factory, embedder) -> Path:
     """A built index (real model, FAISS, SQLite) of the seed article, a French and an English article."""
     from rag.config import Config
-    from rag.indexer import Indexer
+    from rag.indexing import Indexer
 
     root = tmp_path_factory.mktemp("answer")
     folder = root / "articles"
@@ -132,7 +132,7 @@ def write_piaf_slice(path: Path, every: int = 5, per_paragraph: int = 2) -> Path
 def piaf_slice(tmp_path_factory, embedder):
     """(SQuAD file, built index folder) of a PIAF-dev slice: 19 articles, 64 paragraphs, 128 questions."""
     from rag.config import Config
-    from rag.indexer import Indexer
+    from rag.indexing import Indexer
 
     folder = tmp_path_factory.mktemp("piaf-slice")
     squad = write_piaf_slice(folder / "piaf-slice.json")

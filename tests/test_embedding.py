@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
-
 from conftest import ARTICLE_FR_2
+
 from rag.config import ConfigError, load_config
 from rag.embedding import DEFAULT_MODEL, Encoder, cache_key, get_embedder
-from rag.indexer import Indexer
+from rag.errors import IndexMismatch, Remedy
+from rag.indexing import Indexer
 from rag.onnx_encoder import RECIPE
-from rag.store import IndexMismatch, Store
+from rag.store import Store
 
 FRENCH = [
     "Un nouveau pont piéton a été inauguré samedi à Lyon, au-dessus de la Saône.",
@@ -136,8 +137,9 @@ def test_an_index_keeps_its_encoder_unless_another_is_asked_for(tmp_path, corpus
     assert retriever.embedder.encoder is Encoder.TORCH
     assert retriever.search("grève des contrôleurs aériens", mode="dense")[0].title
     # asking explicitly for another encoder says how to switch
-    with pytest.raises(IndexMismatch, match=r"encoder=torch.*RAG_ENCODER says encoder=onnx-int8.*--rebuild"):
+    with pytest.raises(IndexMismatch, match=r"encoder=torch.*RAG_ENCODER says encoder=onnx-int8") as err:
         Indexer(load_config(env={"RAG_ENCODER": "onnx-int8", "RAG_INDEX_DIR": index})).build([corpus], progress=False)
+    assert err.value.remedy is Remedy.REBUILD
 
 
 def _as_recipe_1_index(index: str) -> None:
@@ -161,7 +163,7 @@ def test_an_index_of_an_earlier_int8_recipe_is_encoded_again_once(tmp_path, corp
     chunks_before = store.db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
     with caplog.at_level("WARNING", logger="rag.retrieval"):
         Retriever(config, embedder=int8)
-    assert "earlier onnx-int8 export (recipe 1)" in caplog.text and "rag index build" in caplog.text
+    assert "earlier onnx-int8 export (recipe 1)" in caplog.text and "next build encodes them again" in caplog.text
 
     # nothing changed on disk, yet the next build encodes every chunk again with this recipe
     report = Indexer(config, int8).build([corpus], progress=False)
@@ -176,7 +178,7 @@ def test_an_index_of_an_earlier_int8_recipe_is_encoded_again_once(tmp_path, corp
     question = "grève des contrôleurs aériens"
     top = Retriever(config, embedder=int8).search(question, k=1, mode="dense")[0]
     title = store.db.execute("SELECT title FROM documents WHERE id=?", (top.doc_id,)).fetchone()[0]
-    from rag.indexer import embed_text
+    from rag.indexing.indexer import embed_text
 
     expected = float(int8.encode([question])[0] @ int8.encode([embed_text(int8.clip(title, config.title_tokens),
                                                                            top.text)])[0])

@@ -3,11 +3,11 @@
 import shutil
 
 import pytest
-
 from conftest import ARTICLE_FR_2, SEEDS
-from rag.answering import NO_ANSWER, NO_QUESTION
+
+from rag.answering.base import NO_ANSWER, NO_QUESTION
 from rag.config import Config
-from rag.indexer import Indexer
+from rag.indexing import Indexer
 from rag.pipeline import RAG
 
 Q1 = "Qui est le ministre iranien des Affaires étrangères ?"
@@ -89,9 +89,9 @@ def test_a_rebuilt_index_is_answered_from_its_new_articles(tmp_path, embedder):
     rag.retriever._embedder = embedder
     question = "Quelle aéroport la DGAC a-t-elle demandé de réduire de moitié ?"
     assert rag.ask(question).abstained
-    n_before = rag.term_stats().n_docs
+    n_before = rag.retriever.term_stats().n_docs
     (folder / "greve.txt").write_text(ARTICLE_FR_2, encoding="utf-8")
     Indexer(config).build([folder], progress=False)
     ans = rag.ask(question)
-    assert rag.term_stats().n_docs > n_before
+    assert rag.retriever.term_stats().n_docs > n_before
     assert not ans.abstained and "Nantes" in ans.answer

@@ -14,14 +14,24 @@ from typing import Iterator, Sequence
 
 import gradio as gr
 
+from rag.cli.common import explain
 from rag.config import Config
+from rag.errors import BadInput, IndexProblem
 from rag.pipeline import RAG
-from rag.store import IndexError_
 
 from .i18n import EXAMPLES, LANGS, pick_lang, t, tn
 from .jobs import IndexJobs, Job, JobState
-from .render import (Turn, answer_markdown, document_choices, documents_html, escape_markdown, message_list,
-                     question_markdown, sources_html, status_html)
+from .render import (
+    Turn,
+    answer_markdown,
+    document_choices,
+    documents_html,
+    escape_markdown,
+    message_list,
+    question_markdown,
+    sources_html,
+    status_html,
+)
 from .uploads import ACCEPTED, MB, UploadRefused, save_upload, upload_dir
 
 log = logging.getLogger(__name__)
@@ -52,21 +62,21 @@ class ChatApp:
         self.store = self.rag.retriever.store
         self.folder = upload_dir(config)
         self.jobs = jobs or IndexJobs(config, self.folder)
-        self.llm = bool(config.llm_base_url and config.llm_model)
+        self.llm = config.llm_configured
 
     def warm_up(self) -> None:
         """Load the query model and search once, so the first user does not wait for it."""
         try:
             self.rag.ask("warm-up")
-        except IndexError_ as exc:
-            log.warning("index not ready: %s", exc)
+        except IndexProblem as exc:
+            log.warning("index not ready: %s", explain(exc))
 
     # -- index views ------------------------------------------------------------------------
     def _status(self) -> tuple[dict | None, str]:
         try:
             return self.store.status(), ""
-        except IndexError_ as exc:
-            return None, str(exc)
+        except IndexProblem as exc:
+            return None, explain(exc)
 
     def header(self, lang: str, loaded: bool = True) -> str:
         """Title, subtitle and the index status line (``data-lang`` once the session has loaded)."""
@@ -389,7 +399,7 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
         return None
     user, sep, password = auth.partition(":")
     if not sep or not user or not password:
-        raise ValueError("--auth / RAG_AUTH: expected USER:PASSWORD (both non-empty)")
+        raise BadInput("--auth / RAG_AUTH: expected USER:PASSWORD (both non-empty)")
     return user, password
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from rag.config import Config
-from rag.changes import files_of
-from rag.indexer import BuildReport, Indexer
+from rag.indexing import BuildReport, Indexer
+from rag.indexing.changes import files_of
 from rag.store import Store
 
 log = logging.getLogger(__name__)

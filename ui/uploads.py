@@ -15,14 +15,16 @@ import unicodedata
 from pathlib import Path
 
 from rag.config import Config
+from rag.errors import BadInput
+from rag.ingest import SUPPORTED
 
-ACCEPTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
+ACCEPTED = tuple(ext for ext in SUPPORTED if ext != ".json")  # SQuAD sets (.json) are for evaluation
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
 MAX_NAME = 120
 MB = 1024 * 1024  # the size limit in the same megabytes as the page shows (Gradio counts MiB)
 
 
-class UploadRefused(ValueError):
+class UploadRefused(BadInput):
     """A file was not accepted; ``key`` and ``values`` give the reason as an interface string."""
 
     def __init__(self, name: str, key: str, message: str, **values: object):

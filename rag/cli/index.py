@@ -1,0 +1,153 @@
+"""``rag index build|status|list|remove|verify|repair``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..indexing.indexer import Indexer
+from ..indexing.verify import repair, verify
+from ..ingest.loading import SUPPORTED
+from ..store.sqlite import Store
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    config_of,
+    index_arg,
+    printable,
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``rag index`` and its actions."""
+    p_index = sub.add_parser("index", help="build and inspect the index", description="Build and inspect the index.")
+    isub = p_index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    b = isub.add_parser("build", help="add new, re-index changed and remove deleted articles",
+                        description=f"Index the articles under PATH (files or folders, recursively): "
+                                    f"{' '.join(SUPPORTED)} (.json: a SQuAD-format set). Incremental: unchanged "
+                                    f"articles are not encoded again (except once, from their stored text, when the "
+                                    f"index's vectors were made by an earlier int8 encoder recipe). Exit 2 if a file "
+                                    f"was skipped (the rest is indexed).")
+    b.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+    index_arg(b)
+    b.add_argument("--rebuild", action="store_true", help="start over (after changing the model or chunking)")
+    b.add_argument("--no-prune", action="store_true", help="keep indexed articles whose file is gone")
+    b.add_argument("--wait", type=float, default=0.0, metavar="SEC",
+                   help="wait up to SEC seconds for another build to finish (default: refuse at once)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
+    b.set_defaults(handler=cmd_build)
+    s = isub.add_parser("status", help="documents, chunks, model, dimensions, last update")
+    index_arg(s)
+    s.add_argument("--json", action="store_true", help="print JSON (keys: documents, chunks, model, dimensions, updated)")
+    s.set_defaults(handler=cmd_status)
+    ls = isub.add_parser("list", help="the indexed documents")
+    index_arg(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON lines")
+    ls.set_defaults(handler=cmd_list)
+    vf = isub.add_parser("verify", help="check the index and say what is damaged",
+                         description="Check the SQLite file, manifest, search files, chunk offsets and cache. "
+                                     "Exit 0 when sound, 1 when damaged (run rag index repair).")
+    index_arg(vf)
+    vf.add_argument("--json", action="store_true", help="print the problems as JSON")
+    vf.set_defaults(handler=cmd_verify)
+    rp = isub.add_parser("repair", help="rebuild damaged search files and manifest",
+                         description="Rebuild the search files and manifest from the documents kept in SQLite "
+                                     "(vectors from the cache). If the SQLite file itself is lost, it is moved "
+                                     "aside and the articles under PATH are indexed again.")
+    rp.add_argument("paths", nargs="*", metavar="PATH", help="article folders (needed only if SQLite is lost)")
+    index_arg(rp)
+    rp.set_defaults(handler=cmd_repair)
+    rm = isub.add_parser("remove", help="remove documents by source, folder, id or title")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    index_arg(rm)
+    rm.set_defaults(handler=cmd_remove)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """``rag index build``."""
+    cfg = config_of(args)
+    paths = args.paths or ["seeds"]
+    report = Indexer(cfg).build(paths, rebuild=args.rebuild, prune=not args.no_prune, wait=args.wait,
+                                progress=not args.quiet)
+    limit = None if args.verbose else 10
+    for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+        for name in names[:limit]:
+            print(f"{label}: {printable(name)}")
+        if limit and len(names) > limit:
+            print(f"{label}: ... and {len(names) - limit} more (-v lists all)")
+    if report.unchanged:
+        shown = ", ".join(report.unchanged[:5]) + (f" and {len(report.unchanged) - 5} more" if len(report.unchanged) > 5 else "")
+        print(f"unchanged: {len(report.unchanged)} ({shown})")
+    for name in report.kept:
+        print(f"kept previous version: {printable(name)} (its file could not be read this time)")
+    for s in report.skipped:
+        print(f"skipped: {printable(s.path)}: {s.reason}", file=sys.stderr)
+    print(report.summary())
+    if report.skipped:
+        print(f"rag: {len(report.skipped)} file(s) or record(s) skipped, see above; the rest is indexed", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``rag index status``."""
+    status = Store(config_of(args).index_dir).status()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+    else:
+        if status["encoder"] != "torch":
+            status["encoder"] = f"{status['encoder']} (recipe {status['encoder_recipe']})"
+        for key in ("index", "documents", "chunks", "model", "encoder", "dimensions", "vector_search", "updated",
+                    "languages"):
+            print(f"{key + ':':14} {status[key]}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``rag index list``."""
+    for d in Store(config_of(args).index_dir).documents():
+        if args.json:
+            print(json.dumps({k: d[k] for k in ("id", "source", "title", "lang", "chunks", "indexed")}, ensure_ascii=False))
+        else:
+            print(f"{d['id']}  {d['lang']}  {d['chunks']:4d} chunks  {d['source']}  {d['title']}")
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """``rag index remove``."""
+    report = Indexer(config_of(args)).remove(args.names)
+    if not report.removed:
+        print(f"rag: no indexed document matches {', '.join(args.names)} (see: rag index list)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for name in report.removed:
+        print(f"removed: {name}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``rag index verify``."""
+    cfg = config_of(args)
+    problems = verify(cfg.index_dir, cfg)
+    if args.json:
+        print(json.dumps({"ok": not problems, "problems": [p._asdict() for p in problems]}, ensure_ascii=False))
+    elif problems:
+        for p in problems:
+            print(f"{p.part}: {p.message}")
+        print(f"rag: {cfg.index_dir}/ is damaged; repair with: rag index repair --index {cfg.index_dir}", file=sys.stderr)
+    else:
+        print(f"{cfg.index_dir}/: ok")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """``rag index repair``."""
+    cfg = config_of(args)
+    report = repair(cfg.index_dir, cfg, args.paths)
+    print(f"repaired: {len(report.updated) + len(report.added)} documents re-indexed, "
+          f"{report.encoded} chunks encoded, {report.cached} from cache")
+    left = verify(cfg.index_dir, cfg)
+    for p in left:
+        print(f"still wrong: {p.part}: {p.message}", file=sys.stderr)
+    return EXIT_FAILED if left else EXIT_OK

@@ -1,0 +1,136 @@
+"""Files on disk: walking folders, and the stamps that tell a file unchanged without reading it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple, Sequence
+
+from ..errors import PathNotFound
+
+SETTLE_NS = 2_000_000_000  # a file modified this recently may change again within its timestamp's tick
+
+
+class FileStamp(NamedTuple):
+    """What the file system tells of a file without reading it; equal stamps mean same content.
+
+    Known limit: a file rewritten in place keeping its size, inode, modification time and
+    change time is taken as unchanged. Users cannot set the change time (``touch -d`` and
+    ``os.utime`` update it), so this takes a write within one timestamp tick of the previous
+    one, or a clock set back; :meth:`settled` keeps the first case out of the stamps recorded.
+    A file system whose times or inodes are not kept (some network or FUSE mounts) may need
+    ``rag index build --rebuild``, which reads every file.
+    """
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "FileStamp":
+        """The stamp of a ``stat`` result (inode cut to 63 bits, to fit SQLite's integers)."""
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino & (2**63 - 1))
+
+    def settled(self, now_ns: int) -> bool:
+        """True when the file was last modified :data:`SETTLE_NS` before ``now_ns``.
+
+        File times advance by ticks (a few ms on Linux, 2 s on FAT): a write in the same tick
+        as a modification just before the file was read would keep its modification time.
+        Only settled stamps are recorded, so that such a write is never missed.
+        """
+        return self.mtime_ns + SETTLE_NS <= now_ns
+
+
+def file_stamp(path: str | os.PathLike) -> FileStamp | None:
+    """The stamp of ``path`` (following links), or None when it cannot be had.
+
+    Take it before reading the file: a change while reading then makes the stamp stale
+    (the file is read again next time), never wrong.
+    """
+    try:
+        return FileStamp.of(os.stat(path))
+    except OSError:
+        return None
+
+
+def key_files(key: str) -> list[str]:
+    """The files a document key may come from: the key itself, and its parts before each ``#``.
+
+    A key is a resolved path, followed by ``#record`` for JSONL and SQuAD files; as file names
+    may hold ``#`` too, every cut is a candidate.
+    """
+    out, cut = [key], key.find("#")
+    while cut >= 0:
+        out.append(key[:cut])
+        cut = key.find("#", cut + 1)
+    return out
+
+
+def key_under(key: str, files: set[Path], folders: Sequence[Path]) -> bool:
+    """Whether the document ``key`` was read from one of ``files`` or from below one of ``folders``.
+
+    Every file the key may come from (:func:`key_files`) is tried: a file name may hold ``#``.
+    A folder is matched by ancestry only, so ``a#b/c.txt`` is not taken for a record of ``a``.
+    """
+    for candidate in map(Path, key_files(key)):
+        if candidate in files or any(f in candidate.parents for f in folders):
+            return True
+    return False
+
+
+def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Files below ``paths``, recursively, sorted; hidden files and folders are passed over.
+
+    Raises
+    ------
+    PathNotFound
+        If a path does not exist (checked for all paths before any is walked).
+    """
+    return (Path(path) for path, _ in walk(paths))
+
+
+def walk(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, str]]:
+    """:func:`iter_files` as strings, each file with its resolved path; each folder given is resolved once.
+
+    Raises
+    ------
+    PathNotFound
+        If a path does not exist (checked for all paths before any is walked).
+    """
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise PathNotFound(f"no such file or folder: {', '.join(missing)}")
+    for p in paths:
+        if p.is_file():
+            yield str(p), str(p.resolve())
+        else:
+            yield from _walk_folder(str(p), str(p.resolve()))
+
+
+def _walk_folder(folder: str, resolved: str) -> Iterator[tuple[str, str]]:
+    """Files of ``folder`` (sorted), then its sub-folders' (sorted); links to folders are not followed."""
+    try:
+        with os.scandir(folder) as it:
+            entries = {e.name: e for e in it if not e.name.startswith(".")}
+    except OSError:  # as os.walk: an unreadable folder is passed over
+        return
+    folders = []
+    for name in sorted(entries):
+        entry = entries[name]
+        if _is_dir(entry):
+            folders.append(entry)
+        else:  # below a resolved folder, only a link itself needs resolving
+            real = os.path.join(resolved, name)
+            yield os.path.join(folder, name), str(Path(real).resolve()) if entry.is_symlink() else real
+    for entry in folders:
+        if not entry.is_symlink():
+            yield from _walk_folder(os.path.join(folder, entry.name), os.path.join(resolved, entry.name))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

@@ -1,0 +1,175 @@
+"""The retriever: an index's BM25 and dense candidates for a question, fused into passages.
+
+It follows the index: a build that commits a new generation is picked up at the next search.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+
+from ..config import Config
+from ..embedding import (
+    Embedder,
+    canonical_model_name,
+    encoder_recipe,
+    get_embedder,
+    stale_recipe,
+)
+from ..schema import Hit
+from ..search.lexical import LexicalIndex
+from ..search.stats import TermStats
+from ..search.vectors import VectorIndex
+from ..store import layout
+from ..store.layout import Manifest
+from ..store.sqlite import Store
+from ..text.normalize import detect_language
+from .fusion import Mode, collapse, fuse
+
+log = logging.getLogger(__name__)
+
+
+class Retriever:
+    """Searches an index folder; reloads by itself when a build commits a new generation.
+
+    Parameters
+    ----------
+    config : Config
+        Settings (index folder, model, fusion weight, candidates).
+    index_dir : path-like, optional
+        Overrides ``config.index_dir``.
+    embedder : Embedder, optional
+        A loaded model to share.
+    """
+
+    def __init__(self, config: Config, index_dir: str | os.PathLike | None = None, embedder: Embedder | None = None):
+        self.config = config
+        self.store = Store(index_dir or config.index_dir)
+        self._embedder = embedder
+        self._lock = threading.Lock()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
+        self.manifest: Manifest | None = None
+        self.vectors: VectorIndex | None = None
+        self.lexical: LexicalIndex | None = None
+        self._stats: TermStats | None = None
+        self.refresh()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The query encoder: the index's model, run the way the index was built (torch or int8)."""
+        encoder = self.manifest.encoder if self.manifest else None
+        if self._embedder is None or (encoder and self._embedder.encoder != encoder):
+            self._embedder = get_embedder(self.config.model, self.config.batch_size, encoder,
+                                          self.config.cache_dir or None)
+            self._queries.clear()
+        return self._embedder
+
+    def refresh(self) -> bool:
+        """Load the current generation if it changed; True when something was (re)loaded.
+
+        Raises
+        ------
+        IndexCorrupt, IndexMismatch
+            No committed build, damaged search files, another format or another model.
+        """
+        manifest = self.store.manifest()
+        if manifest is not None and self.manifest is not None and manifest.generation == self.manifest.generation:
+            return False
+        where = str(self.store.folder)
+        manifest = layout.check_readable(manifest, canonical_model_name(self.config.model), where)
+        vectors = layout.load_vectors(self.store.folder, manifest)
+        lexical = layout.load_lexical(self.store.folder, manifest)
+        if stale_recipe(manifest.encoder, manifest.encoder_recipe):
+            log.warning("%s/: its vectors were made by an earlier %s export (recipe %d); questions are encoded by "
+                        "recipe %d, a little less accurately against them; the index's next build encodes them again",
+                        where, manifest.encoder, manifest.encoder_recipe, encoder_recipe(manifest.encoder))
+        with self._lock:
+            self.manifest, self.vectors, self.lexical = manifest, vectors, lexical
+            self._stats = None
+        return True
+
+    def term_stats(self) -> TermStats:
+        """Term statistics of the current generation (computed once per generation)."""
+        with self._lock:
+            if self._stats is None:
+                self._stats = self.lexical.term_stats() if self.lexical is not None else TermStats({}, 1)
+            return self._stats
+
+    def search(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
+               mode: Mode | str = Mode.HYBRID, lang: str | None = None) -> list[Hit]:
+        """The best ``k`` passages for ``question``.
+
+        Parameters
+        ----------
+        question : str
+            The question (any length; only its first 2,000 characters are used).
+        k : int, optional
+            Passages to return (default ``config.top_k``).
+        docs : sequence of str, optional
+            Restrict to these documents (ids, sources, folder prefixes or titles).
+        mode : Mode or str
+            ``hybrid`` (default), ``bm25`` or ``dense``.
+        lang : str, optional
+            The question's language (detected when omitted).
+
+        Returns
+        -------
+        list of Hit, best first, overlapping and near-duplicate chunks collapsed.
+        """
+        self.refresh()
+        k = k or self.config.top_k
+        mode = Mode(mode)
+        question = question[:2000]
+        lang = lang or detect_language(question, self.config.default_lang)
+        with self._lock:
+            vectors, lexical = self.vectors, self.lexical
+        allowed = self.store.rowids_of_docs(self.store.resolve_docs(docs)) if docs else None
+        n = max(self.config.candidates, 4 * k)
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        lex = dense = empty
+        if mode is not Mode.DENSE:
+            mask = None if allowed is None else np.isin(lexical.ids, allowed).astype(np.float32)
+            lex = lexical.search(question, n, mask, lang, self.config.doc_weight)
+        if mode is not Mode.BM25 and question.strip():
+            dense = vectors.search(self.query_vector(question), n, allowed)
+        weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
+        fused = fuse(lex, dense, weight)
+        hits = self._hits(fused[: 3 * k + 10])
+        if hits is None:  # a build committed between our refresh and the row lookup
+            if self.refresh():
+                return self.search(question, k, docs, mode, lang)
+            hits = self._hits(fused[: 3 * k + 10], strict=False)
+        return collapse(hits, k)
+
+    def query_vector(self, question: str) -> np.ndarray:
+        """The question's embedding; the last 256 are kept, so asking again does not re-encode."""
+        with self._lock:
+            vec = self._queries.get(question)
+            if vec is not None:
+                self._queries.move_to_end(question)
+                return vec
+        vec = self.embedder.encode([question])[0]
+        with self._lock:
+            self._queries[question] = vec
+            while len(self._queries) > 256:
+                self._queries.popitem(last=False)
+        return vec
+
+    def _hits(self, fused: list[tuple[int, float, float, float]], strict: bool = True) -> list[Hit] | None:
+        """Hits with their rows; with ``strict``, None when some rows are gone (a newer generation committed)."""
+        rows = self.store.chunk_rows([cid for cid, *_ in fused])
+        if strict and len(rows) < len(fused):
+            return None
+        out = []
+        for cid, score, b, d in fused:
+            r = rows.get(cid)
+            if r is None:
+                continue
+            out.append(Hit(r["chunk_id"], r["doc_id"], r["source"], r["title"], r["text"], r["start"], r["end"],
+                           r["lang"], float(score), float(b), float(d)))
+        return out

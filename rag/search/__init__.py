@@ -1,0 +1,1 @@
+"""Search structures: FAISS vectors, the BM25 lexical index and its term statistics."""

@@ -1,0 +1,457 @@
+"""The SQLite side of an index folder: documents, chunks, the embedding cache, the manifest, file stamps.
+
+Every SQL statement of the local index is here. A build hands :meth:`Store.commit` a complete
+:class:`Commit` (documents in and out, chunk rows, the next manifest, file stamps), applied in one
+transaction after the generation's search files are on disk (:mod:`rag.store.layout`), so a crash
+at any point leaves the previous generation in use. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from ..errors import IndexBusy, IndexCorrupt, IndexMissing, Remedy
+from ..ingest.files import key_files
+from ..schema import Document
+from ..search import term_table
+from ..search.lexical import LexicalIndex
+from ..search.term_table import TermTable
+from ..text.normalize import text_hash
+from . import layout
+from .layout import DB_NAME, LOCK_NAME, Manifest
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, key TEXT UNIQUE NOT NULL, source TEXT NOT NULL, title TEXT NOT NULL,
+    lang TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
+    chunks INTEGER NOT NULL DEFAULT 0, indexed TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+    doc_id TEXT NOT NULL REFERENCES documents(id), ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, hash TEXT NOT NULL,
+    terms TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS embedding_cache (
+    model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash));
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL, reader TEXT NOT NULL);
+"""
+# not required: an index made before the files table reads every file once, and gets the table
+# from its next build (Store(create=True))
+REQUIRED_COLUMNS = {
+    "manifest": {"key", "value"},
+    "documents": {"id", "key", "source", "title", "lang", "sha256", "text", "meta", "chunks", "indexed"},
+    "chunks": {"id", "doc_id", "ordinal", "start", "end", "text", "hash", "terms"},
+    "embedding_cache": {"model", "hash", "vector"},
+}
+
+
+DOCUMENT_COLUMNS = "id, key, source, title, lang, text, meta"  # what stored_document reads, in order
+
+
+# what the BM25 index needs of each stored chunk: id, terms, document, language
+LEXICAL_ROWS = ("SELECT c.rowid, c.terms, c.doc_id, d.lang FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                "ORDER BY c.rowid")
+
+
+class LexicalRow(NamedTuple):
+    """A stored chunk as the BM25 index sees it (``terms`` is None when a saved term table numbers it)."""
+
+    rowid: int
+    terms: str | None
+    doc_id: str
+    lang: str
+
+
+class ChunkRow(NamedTuple):
+    """A chunk row to insert."""
+
+    rowid: int
+    id: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    hash: str
+    terms: str
+
+
+@dataclass
+class Commit:
+    """Everything one build changes, applied by :meth:`Store.commit` in one transaction.
+
+    ``gone`` lists the ids of documents whose rows go (removed, or replaced by a new version in
+    ``documents``); with ``rebuild`` every row goes. ``stamps`` are recorded under ``reader``;
+    the stamps of the files of gone documents are forgotten. ``drop_cache`` names a cache key
+    whose vectors will never be read again.
+    """
+
+    manifest: Manifest
+    documents: Sequence[Document] = ()
+    chunks: Sequence[ChunkRow] = ()
+    gone: Sequence[str] = ()
+    gone_keys: Sequence[str] = ()
+    stamps: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    reader: str = ""
+    rebuild: bool = False
+    drop_cache: str | None = None
+
+
+def stored_document(doc_id: str, key: str, source: str, title: str, lang: str, text: str, meta: str | None) -> Document:
+    """A :class:`Document` from its stored row (:data:`DOCUMENT_COLUMNS`): the hash is that of the text,
+    and meta that is not valid JSON reads as empty."""
+    try:
+        meta = json.loads(meta) if meta else {}
+    except json.JSONDecodeError:
+        meta = {}
+    return Document(doc_id, key, source, title, text, lang, text_hash(text), meta)
+
+
+class Store:
+    """The SQLite side of an index folder; one connection per thread.
+
+    Parameters
+    ----------
+    folder : path-like
+        The index folder (created when ``create`` is true).
+    create : bool
+        Create the folder and tables if missing; otherwise raise :class:`IndexMissing`.
+    """
+
+    def __init__(self, folder: str | os.PathLike, create: bool = False):
+        self.folder = Path(folder)
+        self.db_path = self.folder / DB_NAME
+        if not self.db_path.exists():
+            if not create:
+                raise IndexMissing(f"no index in {self.folder}/", Remedy.BUILD, str(self.folder))
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        if create:
+            self.db.executescript(SCHEMA)
+        self._check_tables()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
+                                   str(self.folder)) from None
+            self._local.conn = conn
+        return conn
+
+    def _check_tables(self) -> None:
+        try:
+            names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
+                               str(self.folder)) from None
+        missing = set(REQUIRED_COLUMNS) - names
+        if missing:
+            raise IndexCorrupt(f"{self.db_path}: missing table(s) {', '.join(sorted(missing))}", Remedy.REPAIR,
+                               str(self.folder))
+        for table, wanted in REQUIRED_COLUMNS.items():
+            have = {r[1] for r in self.db.execute(f'PRAGMA table_info("{table}")')}
+            if not wanted <= have:
+                raise IndexCorrupt(f"{self.db_path}: table {table} lacks column(s) {', '.join(sorted(wanted - have))}",
+                                   Remedy.REPAIR, str(self.folder))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- manifest ---------------------------------------------------------------------------
+    def manifest(self) -> Manifest | None:
+        """The manifest, or None for an index never committed."""
+        rows = dict(self.db.execute("SELECT key, value FROM manifest").fetchall())
+        return Manifest.from_rows(rows) if rows else None
+
+    def gen_dir(self, generation: int) -> Path:
+        """Folder of the search files of ``generation``."""
+        return layout.gen_dir(self.folder, generation)
+
+    def current_gen_dir(self) -> Path:
+        """Folder of the search files of the committed generation."""
+        manifest = self.manifest()
+        if manifest is None:
+            raise IndexCorrupt(f"{self.folder}/ has no committed build yet", Remedy.BUILD, str(self.folder))
+        return self.gen_dir(manifest.generation)
+
+    # -- reads ------------------------------------------------------------------------------
+    def documents(self) -> list[dict]:
+        """All documents (without their text), ordered by source."""
+        cur = self.db.execute("SELECT id, key, source, title, lang, sha256, chunks, indexed, meta "
+                              "FROM documents ORDER BY source")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur]
+
+    def stored_documents(self) -> list[Document]:
+        """Every indexed document with its text, as it was indexed."""
+        return [stored_document(*row) for row in self.db.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents")]
+
+    def document_text(self, doc_id: str) -> str | None:
+        """A document's full extracted text."""
+        row = self.db.execute("SELECT text FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks)."""
+        d = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        c = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return d, c
+
+    def chunk_rows(self, rowids: Iterable[int]) -> dict[int, dict]:
+        """Chunk rows joined with their document, by chunk rowid."""
+        rowids = [int(r) for r in rowids]
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        cur = self.db.execute(
+            f'SELECT c.rowid, c.id, c.doc_id, c.start, c."end", c.text, d.source, d.title, d.lang '
+            f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.rowid IN ({marks})", rowids)
+        keys = ("rowid", "chunk_id", "doc_id", "start", "end", "text", "source", "title", "lang")
+        return {r[0]: dict(zip(keys, r)) for r in cur}
+
+    def rowids_of_docs(self, doc_ids: Iterable[str]) -> np.ndarray:
+        """Chunk rowids of the given documents."""
+        doc_ids = list(doc_ids)
+        if not doc_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(doc_ids))
+        rows = self.db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({marks})", doc_ids).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def resolve_docs(self, names: Iterable[str]) -> list[str]:
+        """Document ids matching ids, sources or source prefixes (a folder), or titles."""
+        out: list[str] = []
+        for name in names:
+            rows = self.db.execute(
+                "SELECT id FROM documents WHERE id=? OR source=? OR title=? OR source LIKE ? ESCAPE '\\'",
+                (name, name, name, _like_prefix(name))).fetchall()
+            out.extend(r[0] for r in rows)
+        return sorted(set(out))
+
+    def status(self) -> dict:
+        """Documents, chunks, model, dimensions, last update (and generation, languages, chunking)."""
+        manifest = self.manifest()
+        if manifest is None:
+            raise IndexCorrupt(f"{self.folder}/ has no committed build yet", Remedy.BUILD, str(self.folder))
+        docs, chunks = self.counts()
+        langs = dict(self.db.execute("SELECT lang, COUNT(*) FROM documents GROUP BY lang").fetchall())
+        return {"documents": docs, "chunks": chunks, "model": manifest.model, "dimensions": manifest.dimensions,
+                "updated": manifest.updated, "index": str(self.folder), "generation": manifest.generation,
+                "format_version": manifest.format_version, "chunk_tokens": manifest.chunk_tokens,
+                "chunk_overlap": manifest.chunk_overlap, "languages": langs, "encoder": manifest.encoder,
+                "encoder_recipe": manifest.encoder_recipe,
+                "vector_search": layout.vector_search_kind(self.folder, manifest.generation)}
+
+    def next_rowid(self) -> int:
+        """The rowid the next new chunk gets."""
+        return int(self.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM chunks").fetchone()[0]) + 1
+
+    def chunk_ids(self) -> np.ndarray:
+        """Every chunk's rowid, ascending."""
+        rows = self.db.execute("SELECT rowid FROM chunks ORDER BY rowid").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def chunk_hashes(self) -> list[tuple[int, str]]:
+        """(rowid, text hash) of every chunk, ascending."""
+        return self.db.execute("SELECT rowid, hash FROM chunks ORDER BY rowid").fetchall()
+
+    def lexical_rows(self, lexical_dir: Path | None = None) -> tuple[list[LexicalRow], TermTable | None]:
+        """Every chunk as the BM25 index sees it, and the term table saved in ``lexical_dir`` when it numbers them.
+
+        When the table matches the rows (same count, same ids as the BM25 files beside it), the
+        term strings are not read: each row's ``terms`` is None. Otherwise the rows come with
+        their terms and the table is None.
+        """
+        if lexical_dir is not None:
+            rows = [LexicalRow(*r) for r in self.db.execute(LEXICAL_ROWS.replace("c.terms", "NULL"))]
+            table = term_table.load(lexical_dir, len(rows))
+            saved = LexicalIndex.saved_ids(lexical_dir) if table is not None else None
+            if saved is not None and np.array_equal(saved, np.array([r.rowid for r in rows], dtype=np.int64)):
+                return rows, table
+        return [LexicalRow(*r) for r in self.db.execute(LEXICAL_ROWS)], None
+
+    def check_rows(self) -> list[str]:
+        """What is wrong with the chunk rows: orphans, wrong counts, offsets that do not match the text."""
+        problems = []
+        orphans = self.db.execute("SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
+                                  ).fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} chunks belong to no document")
+        bad_counts = self.db.execute(
+            "SELECT COUNT(*) FROM documents d WHERE d.chunks != (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id)"
+        ).fetchone()[0]
+        if bad_counts:
+            problems.append(f"{bad_counts} documents have a wrong chunk count")
+        bad_offsets = self.db.execute(
+            'SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.doc_id '
+            'WHERE substr(d.text, c.start + 1, c."end" - c.start) != c.text').fetchone()[0]
+        if bad_offsets:
+            problems.append(f"{bad_offsets} chunks whose offsets do not match their document text")
+        return problems
+
+    def quick_check(self) -> str:
+        """SQLite's ``PRAGMA quick_check``: ``"ok"`` or what is wrong."""
+        return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+
+    # -- commit -----------------------------------------------------------------------------
+    def commit(self, change: Commit, inside: Callable[[], None] | None = None) -> None:
+        """Apply ``change`` in one transaction; ``inside`` runs just before it commits (fault injection)."""
+        counts: dict[str, int] = {}
+        for c in change.chunks:
+            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        gone = list(change.gone)
+        with self.transaction() as db:
+            if change.rebuild:
+                db.execute("DELETE FROM chunks")
+                db.execute("DELETE FROM documents")
+            self.forget_files(None if change.rebuild else (f for k in change.gone_keys for f in key_files(k)))
+            self.record_files(change.stamps, change.reader)
+            for i in range(0, len(gone), 500):
+                part = gone[i:i + 500]
+                marks = ",".join("?" * len(part))
+                db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+                db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
+            stamp = layout.now_iso()
+            db.executemany(
+                "INSERT INTO documents(id, key, source, title, lang, sha256, text, meta, chunks, indexed) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(d.id, d.key, d.source, d.title, d.lang, d.sha256, d.text, json.dumps(d.meta, ensure_ascii=False),
+                  counts.get(d.id, 0), stamp) for d in change.documents])
+            db.executemany('INSERT INTO chunks(rowid, id, doc_id, ordinal, start, "end", text, hash, terms) '
+                           "VALUES (?,?,?,?,?,?,?,?,?)", change.chunks)
+            if inside is not None:
+                inside()
+            if change.drop_cache:
+                db.execute("DELETE FROM embedding_cache WHERE model=?", (change.drop_cache,))
+            db.execute("DELETE FROM manifest")
+            db.executemany("INSERT INTO manifest(key, value) VALUES (?,?)", change.manifest.to_rows().items())
+
+    # -- file stamps ------------------------------------------------------------------------
+    def file_stamps(self, reader: str) -> dict[str, tuple[int, int, int, int]]:
+        """(size, mtime_ns, ctime_ns, inode) of the files read by ``reader``, by resolved path.
+
+        ``reader`` names the code and settings that turned the files into documents: stamps
+        recorded by another are left out, so that their files are read again.
+        """
+        try:
+            rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode FROM files WHERE reader=?",
+                                   (reader,)).fetchall()
+        except sqlite3.DatabaseError:  # an index made before the files table (or damaged: the build says so)
+            return {}
+        return {path: tuple(stamp) for path, *stamp in rows}
+
+    def record_files(self, stamps: dict[str, tuple[int, int, int, int]], reader: str) -> None:
+        """Record file stamps (in the caller's transaction, if any)."""
+        self.db.executemany("INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, reader) "
+                            "VALUES (?,?,?,?,?,?)", [(p, *s, reader) for p, s in stamps.items()])
+
+    def forget_files(self, paths: Iterable[str] | None = None) -> None:
+        """Drop the stamps of ``paths`` (all of them when None), in the caller's transaction if any."""
+        if paths is None:
+            self.db.execute("DELETE FROM files")
+            return
+        paths = list(paths)
+        for i in range(0, len(paths), 500):
+            part = paths[i:i + 500]
+            self.db.execute(f"DELETE FROM files WHERE path IN ({','.join('?' * len(part))})", part)
+
+    # -- embedding cache --------------------------------------------------------------------
+    def cached_vectors(self, model: str, hashes: list[str], dim: int) -> dict[str, np.ndarray]:
+        """Vectors in the cache for these text hashes."""
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i:i + 500]
+            marks = ",".join("?" * len(part))
+            for h, blob in self.db.execute(
+                    f"SELECT hash, vector FROM embedding_cache WHERE model=? AND hash IN ({marks})", [model, *part]):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape == (dim,):
+                    out[h] = vec
+        return out
+
+    def cache_vectors(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Add vectors to the cache (its own transaction: survives a failed build)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO embedding_cache(model, hash, vector) VALUES (?,?,?)",
+                           [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items])
+
+    # -- lock -------------------------------------------------------------------------------
+    @contextmanager
+    def build_lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold ``build.lock``; waits up to ``wait`` seconds, then raises :class:`IndexBusy`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fh = open(self.folder / LOCK_NAME, "a+")
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexBusy(f"another build is running on {self.folder}/ "
+                                        f"(lock {self.folder / LOCK_NAME})", Remedy.WAIT, str(self.folder)) from None
+                    time.sleep(0.2)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+
+
+def docs_under(docs: Iterable[dict], paths: Iterable[str]) -> list[str]:
+    """Ids of the documents (rows of :meth:`Store.documents`) read from these resolved files or below these folders.
+
+    A document's key is the resolved path of its file, followed by ``#record`` for the records of
+    a JSONL or SQuAD file.
+    """
+    wanted = set(paths)
+    return sorted({d["id"] for d in docs if not wanted.isdisjoint(key_files(d["key"]))
+                   or any(d["key"].startswith(w + os.sep) for w in wanted)})
+
+
+def _like_prefix(name: str) -> str:
+    escaped = name.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
