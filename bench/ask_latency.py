@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rag.config import load_config  # noqa: E402
 from rag.indexing import Indexer  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
+from rag.store import layout  # noqa: E402
 
 PIAF = ROOT.parent / "shared" / "data" / "piaf-dev.json"
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     config = load_config().replace(index_dir=args.index)
-    if not (Path(args.index) / "rag.sqlite").exists():
+    if not layout.index_exists(Path(args.index)):
         paths = [ROOT / "seeds"] + ([PIAF] if PIAF.exists() else [])
         print(f"building {args.index} from {', '.join(map(str, paths))} …", file=sys.stderr)
         Indexer(config).build(paths, progress=False)

@@ -60,10 +60,10 @@ def load_weights(path: Path = WEIGHTS_FILE) -> dict[str, np.ndarray | float]:
     ``support``: weights of :data:`SUPPORT_FEATURES`, then the bias; ``support_min``: its floor.
     """
     data = json.loads(path.read_text(encoding="utf-8"))
-    for key, names in (("sentence", FEATURES), ("evidence", EVIDENCE_FEATURES), ("support", SUPPORT_FEATURES)):
-        if tuple(data[key]["features"]) != names:
+    for key, wanted in (("sentence", FEATURES), ("evidence", EVIDENCE_FEATURES), ("support", SUPPORT_FEATURES)):
+        if tuple(data[key]["features"]) != wanted:
             raise BadInput(f"{path}: {key} weights are for features {data[key]['features']}, "
-                             f"this version computes {list(names)}; refit with eval/fit_answerer.py")
+                           f"this version computes {list(wanted)}; refit with eval/fit_answerer.py")
     return {"sentence": np.array(data["sentence"]["weights"], dtype=np.float32),
             "evidence": np.array(data["evidence"]["weights"] + [data["evidence"]["bias"]], dtype=np.float32),
             "support": np.array(data["support"]["weights"] + [data["support"]["bias"]], dtype=np.float32),

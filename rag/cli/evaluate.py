@@ -13,6 +13,7 @@ from ..evaluation.qasets import load_qa, resolve_gold
 from ..evaluation.runner import EvalRun, docs_index, evaluate, summarize
 from ..pipeline import RAG
 from ..retrieval.fusion import Mode
+from ..store.layout import index_exists
 from ..store.sqlite import Store
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, config_of, index_arg
 
@@ -60,10 +61,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     docs = args.docs or ([str(qa.path)] if qa.kind == "squad" and not args.index else None)
     if docs:  # with --index too, the documents are indexed there instead of in the cache
-        index_dir, cached = docs_index(docs, config, progress, Path(args.index) if args.index else None)
+        index_dir, cached, built = docs_index(docs, config, progress, Path(args.index) if args.index else None)
+        for s in built.skipped:
+            print(f"rag eval: skipped {s.path}: {s.reason}", file=sys.stderr)
     else:
         index_dir, cached = Path(config.index_dir), False
-        if not (index_dir / "rag.sqlite").exists():
+        if not index_exists(index_dir):
             print(f"rag eval: no index in {index_dir}/: give --docs PATH ... or --index DIR "
                   f"(or build one: rag index build --index {index_dir})", file=sys.stderr)
             return EXIT_BAD_INPUT

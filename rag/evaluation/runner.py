@@ -29,11 +29,12 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..embedding import canonical_model_name
+from ..indexing.changes import BuildReport
 from ..indexing.indexer import Indexer
 from ..pipeline import RAG
 from ..retrieval.fusion import Mode
 from ..schema import Answer
-from ..store.layout import FORMAT_VERSION, now_iso
+from ..store.layout import FORMAT_VERSION, index_exists, now_iso
 from .metrics import (
     DEPTH,
     contains_answer,
@@ -168,8 +169,8 @@ def summarize(qa: QASet, results: list[QuestionResult], run: EvalRun, config: Co
 
 # -- the corpus of a run ---------------------------------------------------------------------
 def docs_index(paths: Sequence[str], config: Config, progress: bool = True,
-               folder: Path | None = None) -> tuple[Path, bool]:
-    """Bring the index of ``paths`` up to date and return (its folder, whether it existed).
+               folder: Path | None = None) -> tuple[Path, bool, BuildReport]:
+    """Bring the index of ``paths`` up to date and return (its folder, whether it existed, the build's report).
 
     Without ``folder``, the index lives in the cache (``config.cache_path``), in a folder named by
     the paths and the model, chunking and index format, so a run on the same corpus encodes only
@@ -180,12 +181,10 @@ def docs_index(paths: Sequence[str], config: Config, progress: bool = True,
         key = json.dumps([resolved, canonical_model_name(config.model), config.chunk_tokens, config.chunk_overlap,
                           config.title_tokens, FORMAT_VERSION])
         folder = config.cache_path / "eval-index" / hashlib.sha256(key.encode()).hexdigest()[:16]
-    reused = (folder / "rag.sqlite").exists()
+    reused = index_exists(folder)
     report = Indexer(config).build(paths, index_dir=folder, wait=600, progress=progress)
     (folder / "eval-paths.json").write_text(json.dumps({"paths": resolved}, indent=1), encoding="utf-8")
-    for s in report.skipped:
-        print(f"rag eval: skipped {s.path}: {s.reason}", file=sys.stderr)
-    return folder, reused
+    return folder, reused, report
 
 
 def result_rows(results: list[QuestionResult]) -> list[dict[str, Any]]:

@@ -33,6 +33,11 @@ _GEN_PREFIX = "gen-"
 _TMP = ".tmp"
 
 
+def index_exists(folder: Path) -> bool:
+    """True when ``folder`` holds an index (its SQLite file)."""
+    return (Path(folder) / DB_NAME).exists()
+
+
 def now_iso() -> str:
     """Current UTC time, ISO 8601, seconds."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
