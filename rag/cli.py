@@ -17,6 +17,8 @@ from typing import Sequence
 
 from . import __version__
 from .config import ConfigError, load_config
+from .dates import day_range, parse_day
+from .fetch import is_address
 from .loading import PathNotFound
 from .store import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Store, docs_under
 from .text import jsonl_lines
@@ -28,9 +30,11 @@ EPILOG = """\
 examples:
   rag index build                       index seeds/ into index/
   rag index build seeds/ more/ --index /data/idx
+  rag index build https://example.org/article.html news.urls
   rag index status --json
   rag ask "Qui est le ministre iranien des Affaires étrangères ?"
   rag ask --questions questions.txt --json > answers.jsonl
+  rag ask "Que dit le ministre ?" --since 2026-01-01 --until 2026-01-31
   rag eval eval/seed_qa.jsonl --docs seeds/ ../shared/data/piaf-dev.json
   rag serve --port 7860
 
@@ -56,11 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     isub = p_index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     b = isub.add_parser("build", help="add new, re-index changed and remove deleted articles",
                         description="Index the articles under PATH (files or folders, recursively): .txt .md .html "
-                                    ".pdf .jsonl and SQuAD-format .json. Incremental: unchanged articles are not "
-                                    "encoded again (except once, from their stored text, when the index's vectors "
-                                    "were made by an earlier int8 encoder recipe). Exit 2 if a file was skipped "
-                                    "(the rest is indexed).")
-    b.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+                                    ".pdf (scans read by OCR when tesseract is installed) .docx .jsonl and "
+                                    "SQuAD-format .json; web addresses (http:// or https://) and .urls files "
+                                    "(one address a line, # comments) are fetched. Incremental: unchanged "
+                                    "articles are not encoded again (except once, from their stored text, when "
+                                    "the index's vectors were made by an earlier int8 encoder recipe), and a "
+                                    "page is asked again with If-None-Match / If-Modified-Since. Exit 2 if a "
+                                    "file or address was skipped (the rest is indexed).")
+    b.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or web addresses (default: seeds/)")
     _index_arg(b)
     b.add_argument("--rebuild", action="store_true", help="start over (after changing the model or chunking)")
     b.add_argument("--no-prune", action="store_true", help="keep indexed articles whose file is gone")
@@ -72,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON (keys: documents, chunks, model, dimensions, updated)")
     ls = isub.add_parser("list", help="the indexed documents")
     _index_arg(ls)
-    ls.add_argument("--json", action="store_true", help="print JSON lines")
+    ls.add_argument("--json", action="store_true",
+                    help="print JSON lines (id, source, title, lang, chunks, indexed, date, date_source, url, author)")
     vf = isub.add_parser("verify", help="check the index and say what is damaged",
                          description="Check the SQLite file, manifest, search files, chunk offsets and cache. "
                                      "Exit 0 when sound, 1 when damaged (run rag index repair).")
@@ -97,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print one Answer JSON object per line")
     a.add_argument("-k", type=int, metavar="N", help="passages to retrieve (default: top_k = 5)")
     a.add_argument("--doc", action="append", metavar="NAME", help="restrict to a document (source, folder, id or title); repeatable")
+    a.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated from this day on (included)")
+    a.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated up to this day (included)")
     a.add_argument("--mode", choices=["extractive", "llm"],
                    help="extractive (quoted sentences, offline) or llm (RAG_LLM_BASE_URL + RAG_LLM_MODEL); "
                         "default: llm when an endpoint is configured")
@@ -156,12 +166,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         shown = ", ".join(report.unchanged[:5]) + (f" and {len(report.unchanged) - 5} more" if len(report.unchanged) > 5 else "")
         print(f"unchanged: {len(report.unchanged)} ({shown})")
     for name in report.kept:
-        print(f"kept previous version: {printable(name)} (its file could not be read this time)")
+        what = "address could not be fetched" if is_address(name) else "file could not be read"
+        print(f"kept previous version: {printable(name)} (its {what} this time)")
     for s in report.skipped:
         print(f"skipped: {printable(s.path)}: {s.reason}", file=sys.stderr)
+    for w in report.warnings:
+        print(f"warning: {printable(w.path)}: {w.reason}", file=sys.stderr)
     print(report.summary())
     if report.skipped:
-        print(f"rag: {len(report.skipped)} file(s) or record(s) skipped, see above; the rest is indexed", file=sys.stderr)
+        print(f"rag: {len(report.skipped)} file(s), address(es) or record(s) skipped, see above; the rest is indexed",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_OK
 
@@ -184,9 +198,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     """``rag index list``."""
     for d in Store(_config(args).index_dir).documents():
         if args.json:
-            print(json.dumps({k: d[k] for k in ("id", "source", "title", "lang", "chunks", "indexed")}, ensure_ascii=False))
+            keys = ("id", "source", "title", "lang", "chunks", "indexed", "date", "date_source", "url", "author")
+            print(json.dumps({k: d[k] for k in keys}, ensure_ascii=False))
         else:
-            print(f"{d['id']}  {d['lang']}  {d['chunks']:4d} chunks  {d['source']}  {d['title']}")
+            day = f"{d['date'] or '?':10}{'*' if d['date_source'] == 'file' else ' '}"
+            url = f"  <{d['url']}>" if d["url"] and d["url"] != d["source"] else ""
+            print(f"{d['id']}  {day} {d['lang']}  {d['chunks']:4d} chunks  {printable(d['source'])}  "
+                  f"{printable(d['title'])}{url}")
     return EXIT_OK
 
 
@@ -254,14 +272,24 @@ def read_questions(path: str) -> list[str]:
 
 
 def format_answer(ans) -> str:
-    """An answer and its sources, for a terminal: each marker's excerpt, around its supporting sentence."""
+    """An answer and its sources, for a terminal: each marker's title and date, its address, and its
+    excerpt around the supporting sentence."""
     lines = [ans.answer, ""]
     for c in ans.citations:
-        lines.append(f"[{c.n}] {c.title} ({c.source}, chars {c.start}-{c.end}, score {c.score:.2f})")
+        lines.append(f"[{c.n}] {c.title}{_dated(c)} ({c.source}, chars {c.start}-{c.end}, score {c.score:.2f})")
+        if c.url and c.url != c.source:
+            lines.append(f"    {c.url}")
         lines.append(f"    {_excerpt_around(c)}")
     if ans.notice:
         lines.append(f"note: {ans.notice}")
     return "\n".join(lines)
+
+
+def _dated(c) -> str:
+    """`` — 2026-01-31`` (`` (file date)`` when it is the file's time), or nothing when undated."""
+    if not c.date:
+        return ""
+    return f" — {c.date}" + (" (file date)" if c.date_source == "file" else "")
 
 
 def _excerpt_around(c, width: int = 400) -> str:
@@ -309,6 +337,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.k is not None and args.k < 1:
         print(f"rag ask: -k {args.k}: must be at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        since, until = parse_day(args.since, "--since"), parse_day(args.until, "--until")
+        day_range(since, until)
+    except ValueError as exc:
+        print(f"rag ask: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     questions = read_questions(args.questions) if args.questions else [args.question]
     rag = RAG(_config(args))
     docs = None
@@ -319,7 +353,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                   f"or a source as `rag index list --index {rag.retriever.store.folder}` shows it", file=sys.stderr)
             return EXIT_BAD_INPUT
     for q in questions:
-        ans = rag.ask(q, k=args.k, docs=docs, mode=args.mode)
+        ans = rag.ask(q, k=args.k, docs=docs, mode=args.mode, since=since, until=until)
         if args.json:
             print(json.dumps(ans.to_json(), ensure_ascii=False), flush=True)
         else:

@@ -22,10 +22,13 @@ from tqdm import tqdm
 from .changes import BuildReport, compare, orphans
 from .config import Config
 from .embedding import Embedder, Encoder, cache_key, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
+from .fetch import Fetcher, Validators, is_address
 from .files import FileStamp, key_files
 from .loading import LoadResult, load_paths, loader_version
+from .ocr import OcrSettings, ocr_settings
 from .schema import Chunk, Document
 from .store import FORMAT_VERSION, IndexCorrupt, IndexError_, IndexMismatch, Manifest, Store, now_iso
+from .web import entries_for, entry_of_key, fetcher_for, load_pages, web_version
 
 if TYPE_CHECKING:
     from .vectors import VectorIndex
@@ -97,7 +100,24 @@ class Indexer:
     @property
     def reader(self) -> str:
         """What file stamps are recorded under: the loader's code and the settings it reads with."""
-        return f"{loader_version()} max_file_mb={self.config.max_file_mb} default_lang={self.config.default_lang}"
+        ocr = self.ocr
+        read = f"ocr={ocr.lang}/{ocr.max_pages}/{ocr.max_seconds:g}" if ocr else "ocr=off"
+        return f"{loader_version()} max_file_mb={self.config.max_file_mb} default_lang={self.config.default_lang} {read}"
+
+    @property
+    def page_reader(self) -> str:
+        """What page validators are recorded under: the web reader's code and the settings it reads with."""
+        return f"{web_version()} {self.reader} fetch_max_mb={self.config.fetch_max_mb}"
+
+    @property
+    def ocr(self) -> OcrSettings | None:
+        """How PDF pages without a text layer are read (None: OCR is off)."""
+        return ocr_settings(self.config)
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """How web addresses are fetched (the ``fetch_*`` and ``allow_private_urls`` settings)."""
+        return fetcher_for(self.config)
 
     def build(self, paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike | None = None,
               rebuild: bool = False, prune: bool = True, wait: float = 0.0,
@@ -107,12 +127,14 @@ class Indexer:
         Parameters
         ----------
         paths : iterable of path-like
-            Files and folders to index (recursively).
+            Files and folders to index (recursively), and web addresses (``https://…``); a
+            ``.urls`` file found lists more addresses, one a line.
         index_dir : path-like, optional
             Index folder (default: ``config.index_dir``).
         rebuild : bool
-            Start over (needed after changing the model or chunking), reading every file; the
-            cache is kept. Otherwise a file is read only if its stamp changed.
+            Start over (needed after changing the model or chunking), reading every file and
+            fetching every page; the cache is kept. Otherwise a file is read only if its stamp
+            changed, and a page parsed only if the server sends a new version.
         prune : bool
             Remove indexed documents under ``paths`` whose file is gone.
         wait : float
@@ -126,10 +148,16 @@ class Indexer:
         -------
         BuildReport
         """
-        paths = [Path(p) for p in paths]
+        given = [str(p) if is_address(str(p)) else Path(p) for p in paths]
+        addresses = [p for p in given if isinstance(p, str)]
+        paths = [p for p in given if isinstance(p, Path)]
         t0 = time.perf_counter()
-        known = {} if rebuild else self._known_stamps(index_dir)
-        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known)
+        known, pages = ({}, {}) if rebuild else self._known(index_dir)
+        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr)
+        entries, bad = entries_for(addresses, loaded.address_lists, int(self.config.max_file_mb * 1_000_000))
+        loaded.skipped.extend(bad)
+        if entries:
+            loaded.add(load_pages(entries, self.fetcher, pages, self.config.default_lang, self.ocr, progress))
         return self._run(index_dir, wait, t0, loaded, paths, rebuild, prune, progress, on_progress)
 
     def add_documents(self, docs: Sequence[Document], index_dir: str | os.PathLike | None = None,
@@ -142,14 +170,16 @@ class Indexer:
         """Start the index over with exactly ``docs`` (vectors come from the cache where present)."""
         return self._run(index_dir, wait, time.perf_counter(), LoadResult(list(docs)), [], True, False, progress)
 
-    def _known_stamps(self, index_dir: str | os.PathLike | None) -> dict[str, FileStamp]:
-        """Stamps of the files indexed so far (none for a missing or damaged index: the build says what)."""
+    def _known(self, index_dir: str | os.PathLike | None) -> tuple[dict[str, FileStamp], dict[str, Validators]]:
+        """Stamps of the files and validators of the pages indexed so far (none for a missing or damaged
+        index: the build says what)."""
         try:
             store = Store(index_dir or self.config.index_dir)
         except IndexError_:
-            return {}
+            return {}, {}
         try:
-            return {path: FileStamp(*stamp) for path, stamp in store.file_stamps(self.reader).items()}
+            stamps = {path: FileStamp(*stamp) for path, stamp in store.file_stamps(self.reader).items()}
+            return stamps, store.page_validators(self.page_reader)
         finally:
             store.close()
 
@@ -222,9 +252,14 @@ class Indexer:
         existing = {d["key"]: d for d in store.documents()}
         lost = orphans(loaded, existing)
         if lost:  # their documents went while this build waited for the lock: read them after all
-            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang), lost)
+            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang, ocr=self.ocr), lost)
+        lost_pages = [k for k in loaded.unchanged_keys if k not in existing]
+        if lost_pages:  # likewise for pages found unchanged: fetched again, unconditionally
+            loaded.add(load_pages([entry_of_key(k) for k in lost_pages], self.fetcher, {}, self.config.default_lang,
+                                  self.ocr), lost_pages)
         report = BuildReport(skipped=loaded.skipped, files_read=loaded.files_read,
-                             unchanged_files=len(loaded.unchanged_files))
+                             unchanged_files=len(loaded.unchanged_files), warnings=loaded.warnings,
+                             pages_fetched=loaded.pages_fetched, pages_unchanged=len(loaded.unchanged_keys))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
         # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped on commit
         stale = (manifest is not None and manifest.encoder == self.encoder.value
@@ -237,10 +272,11 @@ class Indexer:
             chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
                          chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps,
-                         drop_cache=old_key)
-        elif loaded.stamps:  # files read again (touched, or not stamped before) and found unchanged
-            with store.transaction():
+                         drop_cache=old_key, pages=loaded.pages)
+        elif loaded.stamps or loaded.pages:  # files read again (touched, or not stamped before), pages sent
+            with store.transaction():        # again: found unchanged
                 store.record_files(loaded.stamps, self.reader)
+                store.record_pages(loaded.pages, self.page_reader)
         report.chunks_total = store.counts()[1]
         current = store.manifest()
         report.generation = current.generation if current else 0
@@ -308,7 +344,7 @@ class Indexer:
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
                 rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None,
-                drop_cache: str | None = None) -> None:
+                drop_cache: str | None = None, pages: dict[str, Validators] | None = None) -> None:
         """Write the next generation and switch to it in one transaction (which also drops the cached
         vectors of ``drop_cache``, a cache key that will never be read again)."""
         from . import term_table
@@ -371,6 +407,8 @@ class Indexer:
                 db.execute("DELETE FROM documents")
             store.forget_files(None if rebuild else (f for d in gone for f in key_files(d["key"])))
             store.record_files(stamps or {}, self.reader)
+            store.forget_pages(None if rebuild else (d["key"] for d in gone))
+            store.record_pages(pages or {}, self.page_reader)
             for i in range(0, len(gone_ids), 500):
                 part = gone_ids[i:i + 500]
                 marks = ",".join("?" * len(part))
@@ -378,10 +416,10 @@ class Indexer:
                 db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
             stamp = now_iso()
             db.executemany(
-                "INSERT INTO documents(id, key, source, title, lang, sha256, text, meta, chunks, indexed) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(d.id, d.key, d.source, d.title, d.lang, d.sha256, d.text, _json(d.meta), counts.get(d.id, 0), stamp)
-                 for d in new_docs])
+                "INSERT INTO documents(id, key, source, title, lang, sha256, text, meta, chunks, indexed, date, "
+                "date_source, url, author) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(d.id, d.key, d.source, d.title, d.lang, d.sha256, d.text, _json(d.meta), counts.get(d.id, 0), stamp,
+                  d.date, d.date_source, d.url, d.author) for d in new_docs])
             db.executemany('INSERT INTO chunks(rowid, id, doc_id, ordinal, start, "end", text, hash, terms) '
                            "VALUES (?,?,?,?,?,?,?,?,?)", rows)
             crash_point("in-transaction")

@@ -9,6 +9,7 @@ from typing import Iterator, Sequence
 
 from .answering import AnswerMode, Answerer, Request, Turn, abstain, make_answerer, parse_mode
 from .config import Config, load_config
+from .dates import day_range
 from .extractive import TermStats
 from .questions import rewrite_followup, strip_meta
 from .retrieval import Retriever
@@ -57,7 +58,8 @@ class RAG:
             return self._stats[1]
 
     def ask(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
-            history: Sequence[Turn] | None = None, mode: str | None = None) -> Answer:
+            history: Sequence[Turn] | None = None, mode: str | None = None, since: str | None = None,
+            until: str | None = None) -> Answer:
         """Answer one question with cited passages.
 
         Parameters
@@ -72,6 +74,10 @@ class RAG:
             Earlier turns of a chat, oldest first, for follow-up questions.
         mode : str, optional
             Answer mode (``"extractive"`` or ``"llm"``); default from the configuration.
+        since, until : str or date, optional
+            Only documents dated in this range (ISO days ``YYYY-MM-DD``, both included), applied
+            inside retrieval. A question that says when (« depuis lundi ») is not turned into a
+            range: give it here.
 
         Returns
         -------
@@ -82,22 +88,23 @@ class RAG:
         Raises
         ------
         ValueError
-            For an unknown ``mode``, or ``"llm"`` without an endpoint configured.
+            For an unknown ``mode``, ``"llm"`` without an endpoint configured, or a bad date.
         """
         t0 = time.perf_counter()
         answerer = self.answerer(mode)
-        request = self._request(question, k, docs, history)
+        request = self._request(question, k, docs, history, since, until)
         answer = answerer.answer(request) if request else abstain(question, self._language(question, history),
                                                                     mode=answerer.mode.value)
         answer.latency_ms = (time.perf_counter() - t0) * 1000
         return answer
 
     def ask_stream(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
-                   history: Sequence[Turn] | None = None, mode: str | None = None) -> Iterator[Answer]:
+                   history: Sequence[Turn] | None = None, mode: str | None = None, since: str | None = None,
+                   until: str | None = None) -> Iterator[Answer]:
         """Like :meth:`ask`, yielding partial answers as they grow; the last one is complete."""
         t0 = time.perf_counter()
         answerer = self.answerer(mode)
-        request = self._request(question, k, docs, history)
+        request = self._request(question, k, docs, history, since, until)
         if request is None:
             yield abstain(question, self._language(question, history), mode=answerer.mode.value)
             return
@@ -113,12 +120,15 @@ class RAG:
         return detect_language(question, default)
 
     def _request(self, question: str, k: int | None, docs: Sequence[str] | None,
-                 history: Sequence[Turn] | None) -> Request | None:
+                 history: Sequence[Turn] | None, since: str | None = None,
+                 until: str | None = None) -> Request | None:
         """Retrieve the passages for ``question`` (completed from ``history``); None for a blank question."""
+        since, until = day_range(since, until)  # a bad date is an error even for a blank question
         if not question.strip():
             return None
         history = list(history or [])
         lang = self._language(question, history)
         query = rewrite_followup(question, history, lang)
-        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang)
+        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang,
+                                     since=since, until=until)
         return Request(question, hits, lang, query, history, self.term_stats())

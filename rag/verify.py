@@ -22,7 +22,7 @@ from .config import Config
 from .indexer import BuildReport, Indexer
 from .lexical import LexicalIndex
 from .schema import Document
-from .store import (DB_NAME, DOCUMENT_COLUMNS, FORMAT_VERSION, REQUIRED_COLUMNS, IndexCorrupt, IndexError_, Store,
+from .store import (DB_NAME, FORMAT_VERSION, REQUIRED_COLUMNS, IndexCorrupt, IndexError_, Store, document_columns,
                     stored_document)
 from .vectors import VectorIndex
 
@@ -124,7 +124,7 @@ def _salvage_documents(db_path: Path) -> list[Document] | None:
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         try:
-            rows = conn.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents").fetchall()
+            rows = conn.execute(f"SELECT {document_columns(conn)} FROM documents").fetchall()
         finally:
             conn.close()
     except sqlite3.DatabaseError:

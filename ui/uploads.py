@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rag.config import Config
 
-ACCEPTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
+ACCEPTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl")
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
 MAX_NAME = 120
 MB = 1024 * 1024  # the size limit in the same megabytes as the page shows (Gradio counts MiB)
