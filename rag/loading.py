@@ -47,6 +47,9 @@ SUPPORTED = sorted(TEXT_EXTS | HTML_EXTS | {".pdf", ".docx", ".jsonl", ".json"})
 URL_LIST_EXT = ".urls"  # one web address a line: fetched by rag.web, never stamp-skipped
 MIN_PAGE_CHARS = 20  # a PDF page with fewer characters in its text layer is taken for a scan
 MAX_AUTHOR = 200
+# PDF Title properties that are not titles: a file name, a word processor's, a blank template's
+_NOT_A_TITLE = re.compile(r"^\s*(microsoft word - .*|untitled.*|sans titre.*|.*\.(docx?|odt|rtf|pdf|tmp|indd|tex))\s*$",
+                          re.IGNORECASE)
 _TAG = re.compile(r"<[A-Za-z/!?][^>]*(?:>|$)")  # a tag, or one left open at the end of the string
 
 
@@ -266,6 +269,7 @@ def read_pdf(data: bytes, ocr: OcrSettings | None = None) -> Extracted:
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
         info = reader.metadata
         title = str(info.title or "") if info else ""
+        title = "" if _NOT_A_TITLE.match(title) else title
         author = str(info.author or "") if info else ""
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
         raise _Skip(f"malformed PDF ({type(exc).__name__}: {exc})") from None
@@ -292,7 +296,8 @@ def read_pdf(data: bytes, ocr: OcrSettings | None = None) -> Extracted:
                 pages[i] = text if len(text) > len(pages[i]) else pages[i]
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
-        raise _Skip(f"PDF has no text layer, and OCR found no text on its {len(pages)} page(s)")
+        why = "; ".join(warnings) if warnings else f"OCR found no text on its {len(pages)} page(s)"
+        raise _Skip(f"PDF has no text layer, and {why}")
     return Extracted(title, text, day or "", DateSource.DOCUMENT.value if day else "", author, tuple(warnings))
 
 
@@ -370,6 +375,8 @@ def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_
             return result
         if ext == ".pdf":
             got = read_pdf(data, ocr)
+            if got.title.strip().lower() in (path.stem.lower(), path.name.lower()):  # the file's name, no title
+                got = got._replace(title="")
         elif ext == ".docx":
             got = read_docx(data, max_bytes)
         elif ext in HTML_EXTS:

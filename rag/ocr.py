@@ -181,16 +181,19 @@ def _tesseract(program: str, image: bytes, lang: str, timeout: float) -> str | N
 
 
 def clean_ocr_text(text: str) -> str:
-    """Tesseract's lines made prose: lines of a paragraph joined, words broken at a line end rejoined.
+    """Tesseract's lines made prose: lines of a paragraph joined, words broken at a line end rejoined, and
+    a paragraph break inside a sentence (the next line starts in lower case after no final stop) undone.
 
-    >>> clean_ocr_text("Le phare a rou-\\nvert samedi\\napres travaux.\\n\\nFin.\\f")
-    'Le phare a rouvert samedi apres travaux.\\n\\nFin.'
+    >>> clean_ocr_text("Le phare a rou-\\nvert samedi,\\n\\napres travaux.\\n\\nFin.\\f")
+    'Le phare a rouvert samedi, apres travaux.\\n\\nFin.'
     """
-    paragraphs = []
+    paragraphs: list[str] = []
     for block in re.split(r"\n\s*\n", text.replace("\f", "\n")):
         lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
         if not lines:
             continue
+        if paragraphs and not _SENTENCE_END.search(paragraphs[-1]) and lines[0][:1].islower():
+            lines.insert(0, paragraphs.pop())
         joined = lines[0]
         for line in lines[1:]:
             if joined.endswith("-") and line[:1].islower():
@@ -199,6 +202,9 @@ def clean_ocr_text(text: str) -> str:
                 joined += " " + line
         paragraphs.append(joined)
     return "\n\n".join(paragraphs)
+
+
+_SENTENCE_END = re.compile(r"[.!?:;…»\"”)]$")
 
 
 def _ranges(pages: Sequence[int]) -> str:
