@@ -90,6 +90,9 @@ class LoadResult:
 
     def add(self, other: "LoadResult", files: Sequence[str] = ()) -> None:
         """Take in ``other``, a load of ``files`` (or page keys) that this one had passed over as unchanged."""
+        taken = set(files)
+        self.unchanged_files = [f for f in self.unchanged_files if f not in taken]
+        self.unchanged_keys = [k for k in self.unchanged_keys if k not in taken] + other.unchanged_keys
         self.documents.extend(other.documents)
         self.skipped.extend(other.skipped)
         self.stamps.update(other.stamps)
@@ -97,12 +100,8 @@ class LoadResult:
         self.warnings.extend(other.warnings)
         self.address_lists.extend(other.address_lists)
         self.pages.update(other.pages)
-        self.unchanged_keys.extend(other.unchanged_keys)
         self.failed_keys.extend(other.failed_keys)
         self.pages_fetched += other.pages_fetched
-        taken = set(files)
-        self.unchanged_files = [f for f in self.unchanged_files if f not in taken]
-        self.unchanged_keys = [k for k in self.unchanged_keys if k not in taken or k in other.unchanged_keys]
 
 
 @lru_cache(maxsize=1)
@@ -189,7 +188,7 @@ def make_document(key: str, source: str, title: str, text: str, default_lang: st
     )
 
 
-def dated(got: Extracted, mtime: float) -> tuple[str, str]:
+def _dated(got: Extracted, mtime: float) -> tuple[str, str]:
     """(date, date_source) of a file's document: the date it states, else the file's modification day."""
     if got.date:
         return got.date, got.date_source
@@ -384,7 +383,7 @@ def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_
         else:
             got = _read_text(path, data)
         check_prose(got.text)
-        day, day_source = dated(got, path.stat().st_mtime)
+        day, day_source = _dated(got, path.stat().st_mtime)
         result.documents.append(make_document(str(resolved), source, got.title, got.text, default_lang,
                                               date=day, date_source=day_source, author=got.author))
         result.warnings.extend(Skipped(source, w) for w in got.warnings)

@@ -1,17 +1,16 @@
 """Scanned PDFs: pages without a text layer are read by OCR (Debian's tesseract), within bounds.
 
-The scans are made here: Pillow draws the text of an article on a white page with a DejaVu
-font, saved as a PDF that holds nothing but that image (no text layer), as a scanner makes.
+The scans are made here (tests/scans.py): Pillow draws the text of an article on a white page
+with a DejaVu font, saved as a PDF that holds nothing but that image (no text layer), as a
+scanner makes.
 """
 
 from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from conftest import ARTICLE_FR, make_pdf
 from rag.config import Config
@@ -19,8 +18,8 @@ from rag.indexer import Indexer
 from rag.loading import load_paths
 from rag.ocr import OcrSettings, clean_ocr_text
 from rag.pipeline import RAG
+from scans import FONT, make_scan
 
-FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 PHARE = ["Le phare de Kerzéon rouvre au public", "",
          "Construit en 1887, le phare de Plouarzel a rouvert samedi",
          "après deux ans de travaux. Le phare de Kerzéon mesure 47",
@@ -36,23 +35,10 @@ needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None,
                                      reason="tesseract is not installed (scripts/setup.sh --test installs it)")
 
 
-def page_image(lines: list[str]) -> Image.Image:
-    """A 200 dpi Letter page with ``lines`` drawn on it."""
+@pytest.fixture(autouse=True)
+def _font():
     if not FONT.is_file():
         pytest.skip(f"{FONT} is absent (apt-get install fonts-dejavu-core; scripts/setup.sh --test does it)")
-    font = ImageFont.truetype(str(FONT), 36)
-    img = Image.new("L", (1700, 2200), 255)
-    draw = ImageDraw.Draw(img)
-    for i, line in enumerate(lines):
-        draw.text((150, 150 + 60 * i), line, font=font, fill=0)
-    return img
-
-
-def make_scan(path: Path, *pages: list[str]) -> Path:
-    """An image-only PDF, one page per list of lines."""
-    images = [page_image(p) for p in pages]
-    images[0].save(path, "PDF", resolution=200, save_all=True, append_images=images[1:])
-    return path
 
 
 @needs_tesseract

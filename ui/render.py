@@ -135,11 +135,12 @@ def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False)
     return (
         f'<details class="rag-src" id="{anchor(turn, c.n)}"{" open" if open_ else ""}>'
         f'<summary><span class="rag-n">[{c.n}]</span> '
-        f'<span class="rag-title">{title_link(c.title or c.source, c.url)} {date_html(c.date, c.date_source, lang)}'
-        f'</span>'
+        f'<span class="rag-head"><span class="rag-title">{title_link(c.title or c.source, c.url)}</span> '
+        f'{date_html(c.date, c.date_source, lang)}</span>'
         f'<span class="rag-score" title="{t(lang, "score")} {score:.2f}" style="--rag-score:{score * 100:.0f}%">'
         f"{score:.2f}</span>"
         f'<span class="rag-meta">{html.escape(c.source)} · '
+        f'{html.escape(t(lang, "by", author=c.author)) + " · " if c.author else ""}'
         f'{html.escape(t(lang, "chars", start=c.start, end=c.end))}</span>'
         f'<span class="rag-preview">{html.escape(_preview(c))}</span>'
         f"</summary>"
