@@ -102,7 +102,8 @@ class Indexer:
         """What file stamps are recorded under: the loader's code and the settings it reads with."""
         ocr = self.ocr
         read = f"ocr={ocr.lang}/{ocr.max_pages}/{ocr.max_seconds:g}" if ocr else "ocr=off"
-        return f"{loader_version()} max_file_mb={self.config.max_file_mb} default_lang={self.config.default_lang} {read}"
+        cfg = self.config
+        return f"{loader_version()} max_file_mb={cfg.max_file_mb} default_lang={cfg.default_lang} {read}"
 
     @property
     def page_reader(self) -> str:

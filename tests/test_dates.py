@@ -163,6 +163,7 @@ def make_old_index(folder, feed, note, embedder) -> dict:
     return {"documents": {r[0]: (r[6], r[7], r[8], r[9]) for r in rows}, "chunks": chunks}
 
 
+@pytest.mark.slow
 def test_an_older_index_is_upgraded_on_open_without_losing_anything(tmp_path, embedder):
     feed = tmp_path / "conseils.jsonl"
     feed.write_text("\n".join(json.dumps(council(c, "2026-01", n), ensure_ascii=False)

@@ -52,6 +52,7 @@ def test_without_properties_the_first_heading_and_the_files_date_are_used(tmp_pa
     assert doc.author == "" and doc.date_source == "file"  # not python-docx's template's 2013 date
 
 
+@pytest.mark.slow
 def test_the_answer_is_found_in_a_table_of_a_word_file(tmp_path, embedder):
     folder = tmp_path / "docs"
     folder.mkdir()

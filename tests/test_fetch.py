@@ -7,7 +7,6 @@ reach that loopback server.
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import pytest
@@ -17,7 +16,8 @@ from news_site import NewsSite, Resource, article_html
 from rag.fetch import AddressRefused, FetchError, Fetcher, address_problem, is_address
 from rag.web import Entry, entries_for, load_pages, read_url_list
 
-PONT = ["Un nouveau pont piéton a été inauguré samedi à Lyon, au-dessus de la Saône, après trois ans de travaux.",
+PONT = ["Un nouveau pont piéton a été inauguré samedi à Lyon, au-dessus de la Saône, après trois ans "
+        "de travaux.",
         "Il mesure 180 mètres et a coûté 25 millions d'euros, a précisé la métropole dans un communiqué.",
         "La maire a salué « un lien entre les deux rives » devant plusieurs centaines d'habitants venus à pied."]
 
@@ -62,7 +62,8 @@ def test_redirects_are_followed_and_the_final_address_recorded(site):
 
 
 def test_a_page_without_a_stated_date_takes_the_servers_then_the_fetch_day(site):
-    site.add("/a.html", Resource(article_html("Sans date A", PONT).encode(), last_modified="Tue, 03 Feb 2026 10:00:00 GMT"))
+    site.add("/a.html", Resource(article_html("Sans date A", PONT).encode(),
+                                 last_modified="Tue, 03 Feb 2026 10:00:00 GMT"))
     site.add("/b.html", Resource(article_html("Sans date B", PONT).encode()))
     a, b = load(site, "/a.html", "/b.html").documents
     assert (a.date, a.date_source) == ("2026-02-03", "server")
@@ -151,23 +152,30 @@ def test_other_schemes_and_credentials_are_refused(url, why):
 
 
 class PublicLoopback(Fetcher):
-    """A fetcher that takes one loopback address, 127.0.0.1, for a public one (the tests' stand-in for
-    the internet); every other address goes through the product's own check."""
+    """A fetcher that takes one loopback address, 127.0.0.2, for a public one (the tests' stand-in for the
+    internet: nothing else can be reached here); every other address goes through the product's own check."""
 
     def refusal(self, ip: str) -> str | None:
-        return None if ip == "127.0.0.1" else super().refusal(ip)
+        return None if ip == "127.0.0.2" else super().refusal(ip)
 
 
 def test_each_redirect_hop_is_checked_again():
-    with NewsSite("127.0.0.1") as public, NewsSite("127.0.0.2") as internal:
-        internal.add_article("/secret.html", "Interne", PONT)
-        public.add("/to-internal", Resource(status=302, location=internal.url("/secret.html")))
+    with NewsSite("127.0.0.2") as public, NewsSite("127.0.0.1") as internal:
+        internal.add_article("/admin.html", "Interne", PONT)
+        public.add("/to-ip", Resource(status=302, location=internal.url("/admin.html")))
+        public.add("/to-name", Resource(status=307, location=f"http://localhost:{internal.port}/admin.html"))
+        public.add("/to-mapped", Resource(status=301, location=f"http://[::ffff:127.0.0.1]:{internal.port}/a"))
         public.add_article("/fine.html", "Publique", PONT)
         hop = PublicLoopback(allow_private=False, timeout=2)
         assert hop.fetch(public.url("/fine.html")).status == 200
-        with pytest.raises(AddressRefused, match=r"127\.0\.0\.2, a loopback address"):
-            hop.fetch(public.url("/to-internal"))
+        with pytest.raises(AddressRefused, match=r"127\.0\.0\.1 is 127\.0\.0\.1, a loopback address"):
+            hop.fetch(public.url("/to-ip"))
+        with pytest.raises(AddressRefused, match=r"localhost is 127\.0\.0\.1, a loopback address"):
+            hop.fetch(public.url("/to-name"))
+        with pytest.raises(AddressRefused, match="loopback"):
+            hop.fetch(public.url("/to-mapped"))
         assert internal.requests == []  # never connected to
+        assert len(public.hits("/to-ip")) == 1
 
 
 def test_the_connection_goes_to_the_address_checked_with_the_host_name_sent(site, ok_page):

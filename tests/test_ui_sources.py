@@ -24,7 +24,7 @@ from rag.config import Config
 from rag.indexer import Indexer
 from test_ui_app import CHROMIUM, CHROMIUM_ARGS, ask, free_port, open_documents
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PONT_URL = "https://journal.example/2026/01/17/pont-lyon"
 PHARE = ("Le phare de Kerzéon, construit en 1887, mesure 47 mètres de haut. Son gardien s'appelle Yannick Le Goff. "
          "Il guide les navires vers le port de Brest depuis plus d'un siècle.")
