@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
-
-import tomllib
 
 from .errors import BadInput
 
@@ -87,6 +87,23 @@ class Config:
         Largest file the web chat accepts.
     ui_lang : str
         Interface language of the web chat, ``fr`` or ``en`` (empty: the browser's).
+    allow_private_urls : bool
+        Fetch web addresses on loopback, private-range, link-local and other non-public
+        addresses too (refused by default: an address given to the indexer cannot reach the
+        machine's or its network's own services).
+    fetch_timeout : float
+        Seconds for fetching one address, redirects included.
+    fetch_max_mb : float
+        Largest page fetched (MB, after decompression).
+    fetch_max_redirects : int
+        Redirects followed for one address.
+    ocr_lang : str
+        Tesseract languages for PDF pages without a text layer (``fra+eng``: both at once);
+        empty turns OCR off.
+    ocr_max_pages : int
+        Pages of one PDF read by OCR at most (the rest is left out, with a warning).
+    ocr_max_seconds : float
+        Seconds of OCR for one PDF at most (likewise).
     """
 
     index_dir: str = "index"
@@ -114,6 +131,13 @@ class Config:
     upload_dir: str = ""
     upload_max_mb: float = 20.0
     ui_lang: str = ""
+    allow_private_urls: bool = False
+    fetch_timeout: float = 20.0
+    fetch_max_mb: float = 10.0
+    fetch_max_redirects: int = 5
+    ocr_lang: str = "fra+eng"
+    ocr_max_pages: int = 20
+    ocr_max_seconds: float = 120.0
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default value came from
 
     def replace(self, **changes: Any) -> "Config":
@@ -222,3 +246,15 @@ def _validate(cfg: Config) -> None:
         raise bad("encoder", f"must be one of {', '.join(ENCODERS)}")
     if cfg.exact_search_limit < 1:
         raise bad("exact_search_limit", "must be at least 1")
+    if cfg.fetch_timeout <= 0:
+        raise bad("fetch_timeout", "must be positive (seconds)")
+    if cfg.fetch_max_mb <= 0:
+        raise bad("fetch_max_mb", "must be positive")
+    if not 0 <= cfg.fetch_max_redirects <= 30:
+        raise bad("fetch_max_redirects", "must be between 0 and 30")
+    if not re.fullmatch(r"([a-z_]+(\+[a-z_]+)*)?", cfg.ocr_lang):
+        raise bad("ocr_lang", "must be tesseract language codes joined by '+' (e.g. fra+eng), or empty (no OCR)")
+    if cfg.ocr_max_pages < 0:
+        raise bad("ocr_max_pages", "must be 0 or more")
+    if cfg.ocr_max_seconds <= 0:
+        raise bad("ocr_max_seconds", "must be positive (seconds)")

@@ -10,6 +10,7 @@ from typing import Iterator, Sequence
 from .answering.base import Answerer, AnswerMode, Request, Turn, abstain
 from .answering.factory import make_answerer, parse_mode
 from .config import Config, load_config
+from .dates import day_range
 from .retrieval.retriever import Retriever
 from .schema import Answer
 from .text.normalize import detect_language
@@ -59,7 +60,8 @@ class RAG:
             return self._answerers[chosen]
 
     def retrieve(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
-                 history: Sequence[Turn] | None = None) -> Request | None:
+                 history: Sequence[Turn] | None = None, since: str | None = None,
+                 until: str | None = None) -> Request | None:
         """The passages for ``question`` (completed from ``history``), as an answerer gets them.
 
         Parameters
@@ -72,27 +74,39 @@ class RAG:
             Restrict to these documents (ids, sources, folder prefixes or titles).
         history : sequence of (question, answer), optional
             Earlier turns of a chat, oldest first, for follow-up questions.
+        since, until : str or date, optional
+            Only documents dated in this range (ISO days ``YYYY-MM-DD``, both included), applied
+            inside retrieval. A question that says when (« depuis lundi ») is not turned into a
+            range: give it here.
 
         Returns
         -------
         Request or None
             None for a blank question.
+
+        Raises
+        ------
+        BadInput
+            For a date that is not an ISO day, or ``since`` after ``until``.
         """
+        since, until = day_range(since, until)  # a bad date is an error even for a blank question
         if not question.strip():
             return None
         history = list(history or [])
         lang = self.language(question, history)
         query = rewrite_followup(question, history, lang)
-        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang)
+        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang,
+                                     since=since, until=until)
         return Request(question, hits, lang, query, history, self.retriever.term_stats())
 
     def ask(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
-            history: Sequence[Turn] | None = None, mode: str | None = None) -> Answer:
+            history: Sequence[Turn] | None = None, mode: str | None = None, since: str | None = None,
+            until: str | None = None) -> Answer:
         """Answer one question with cited passages.
 
         Parameters
         ----------
-        question, k, docs, history
+        question, k, docs, history, since, until
             As for :meth:`retrieve`.
         mode : str, optional
             Answer mode (``"extractive"`` or ``"llm"``); default from the configuration.
@@ -105,18 +119,19 @@ class RAG:
         """
         t0 = time.perf_counter()
         answerer = self.answerer(mode)
-        request = self.retrieve(question, k, docs, history)
+        request = self.retrieve(question, k, docs, history, since, until)
         answer = (answerer.answer(request) if request
                   else abstain(question, self.language(question, history), mode=answerer.mode.value))
         answer.latency_ms = (time.perf_counter() - t0) * 1000
         return answer
 
     def ask_stream(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
-                   history: Sequence[Turn] | None = None, mode: str | None = None) -> Iterator[Answer]:
+                   history: Sequence[Turn] | None = None, mode: str | None = None, since: str | None = None,
+                   until: str | None = None) -> Iterator[Answer]:
         """Like :meth:`ask`, yielding partial answers as they grow; the last one is complete."""
         t0 = time.perf_counter()
         answerer = self.answerer(mode)
-        request = self.retrieve(question, k, docs, history)
+        request = self.retrieve(question, k, docs, history, since, until)
         if request is None:
             yield abstain(question, self.language(question, history), mode=answerer.mode.value)
             return

@@ -20,8 +20,11 @@ class Document:
     """One article, with its extracted text.
 
     ``key`` identifies the document across builds (resolved path, plus ``#record`` for
-    JSONL and SQuAD files); ``source`` is what users see (a path relative to the current
-    folder where possible).
+    JSONL and SQuAD files, or the address of a web page); ``source`` is what users see (a path
+    relative to the current folder where possible, or the address). ``date`` is a day
+    (``YYYY-MM-DD``) and ``date_source`` where it comes from (:class:`rag.dates.DateSource`:
+    ``published``, ``document``, ``server``, ``file``, ``fetched``); ``url`` is the article's
+    http(s) address when known (a fetched page's final address after redirects).
     """
 
     id: str
@@ -32,6 +35,10 @@ class Document:
     lang: str
     sha256: str
     meta: dict[str, Any] = field(default_factory=dict)
+    date: str = ""
+    date_source: str = ""
+    url: str = ""
+    author: str = ""
 
 
 @dataclass
@@ -61,6 +68,10 @@ class Hit:
     score: float
     bm25: float = 0.0
     dense: float = 0.0
+    date: str = ""
+    date_source: str = ""
+    url: str = ""
+    author: str = ""
 
 
 @dataclass
@@ -69,6 +80,8 @@ class Citation:
 
     ``start``/``end`` are offsets of the excerpt in the document text; ``sentence_start`` and
     ``sentence_end`` (when set) locate the supporting sentence there, for highlighting.
+    ``date``, ``date_source``, ``url`` and ``author`` are those of the document (see
+    :class:`Document`; empty when unknown).
     """
 
     n: int
@@ -82,6 +95,10 @@ class Citation:
     score: float
     sentence_start: int | None = None
     sentence_end: int | None = None
+    date: str = ""
+    date_source: str = ""
+    url: str = ""
+    author: str = ""
 
 
 @dataclass

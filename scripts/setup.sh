@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine: a virtualenv in .venv with the CPU build of PyTorch and the
-# project; with --test also Debian's chromium for the browser tests. Safe to run again (fast when done).
+# project; with --test also the Debian packages the tests use (chromium, tesseract-ocr with French and
+# English, DejaVu fonts). Safe to run again (fast when done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -21,9 +22,21 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "setup: installing Debian's chromium for the browser tests" >&2
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+# Debian packages the tests need: chromium (browser tests), tesseract with French and English (OCR of
+# scanned PDFs), DejaVu fonts (the OCR tests draw their scans with them).
+if [ "$want_test" = 1 ]; then
+  missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v tesseract >/dev/null 2>&1 || missing="$missing tesseract-ocr"
+  for lang in fra eng; do
+    tesseract --list-langs 2>/dev/null | grep -qx "$lang" || missing="$missing tesseract-ocr-$lang"
+  done
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
+  if [ -n "$missing" ]; then
+    echo "setup: installing Debian packages for the tests:$missing" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+  fi
 fi

@@ -16,7 +16,9 @@ import gradio as gr
 
 from rag.cli.common import explain
 from rag.config import Config
+from rag.dates import day_range
 from rag.errors import BadInput, IndexProblem
+from rag.ingest.fetch import is_address
 from rag.pipeline import RAG
 
 from .i18n import EXAMPLES, LANGS, pick_lang, t, tn
@@ -129,6 +131,10 @@ class ChatApp:
             f'<h3 class="rag-h">{html.escape(t(lang, "sources"))}</h3>',
             sources_html(turns, lang),
             *self.document_views(lang, restrict)[:1],
+            gr.update(label=t(lang, "since"), info=t(lang, "dates_info")),
+            gr.update(label=t(lang, "until")),
+            gr.update(label=t(lang, "addresses")),
+            gr.update(value=t(lang, "fetch")),
         )
 
     # -- chat -------------------------------------------------------------------------------
@@ -149,17 +155,26 @@ class ChatApp:
         return self.start_turn(value.get("text", ""), turns, busy)
 
     def respond(self, question: str, turns: list[Turn], k: float, mode: str, restrict: list[str] | None,
-                lang: str) -> Iterator[tuple]:
-        """Stream the answer to ``question`` into the chat, then show its sources."""
+                since: str | None, until: str | None, lang: str) -> Iterator[tuple]:
+        """Stream the answer to ``question`` into the chat, then show its sources.
+
+        ``since`` and ``until`` (ISO days, either empty) keep only the documents dated in the range.
+        """
         if not question:
             return
         number = turns[-1].number + 1 if turns else 1
         history = [(tr.question, tr.answer.answer) for tr in turns]
         shown = message_list(turns) + [{"role": "user", "content": question_markdown(question)}]
+        try:
+            since, until = day_range(since, until)
+        except ValueError as exc:
+            error = escape_markdown(t(lang, "bad_date", error=str(exc)))
+            yield (shown + [{"role": "assistant", "content": error}], sources_html(turns, lang), gr.skip(), "", False)
+            return
         answer, cited = None, None
         try:
             for answer in self.rag.ask_stream(question, k=int(k), docs=restrict or None, history=history,
-                                              mode=mode if self.llm else "extractive"):
+                                              mode=mode if self.llm else "extractive", since=since, until=until):
                 key = [(c.n, c.chunk_id, c.sentence_start, c.sentence_end) for c in answer.citations]
                 growing = [*turns, Turn(number, question, answer)]
                 panel = gr.skip() if key == cited else sources_html(growing, lang, complete=False)
@@ -178,9 +193,11 @@ class ChatApp:
         turns = [*turns, Turn(number, question, answer)]
         yield message_list(turns), sources_html(turns, lang), turns, "", False
 
-    def ask_api(self, question: str, k: int = 5) -> dict:
-        """The ``/ask`` API endpoint: one question, the Answer JSON of the design."""
-        return self.rag.ask(str(question), k=max(1, min(int(k), 20))).to_json()
+    def ask_api(self, question: str, k: int = 5, since: str = "", until: str = "") -> dict:
+        """The ``/ask`` API endpoint: one question, the Answer JSON of the design (``since``/``until``:
+        ISO days, empty for none)."""
+        return self.rag.ask(str(question), k=max(1, min(int(k), 20)), since=since or None,
+                            until=until or None).to_json()
 
     def clear(self, lang: str) -> tuple:
         """Empty chat, no sources, a fresh conversation."""
@@ -204,6 +221,22 @@ class ChatApp:
             notes += _outcome(job, lang)
         yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict), None,
                self.generation())
+
+    def add_addresses(self, text: str | None, lang: str, restrict: list[str] | None) -> Iterator[tuple]:
+        """Fetch and index the web addresses typed in the upload panel (one a line), showing the progress."""
+        lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        bad = [ln for ln in lines if not is_address(ln)]
+        urls = list(dict.fromkeys(ln for ln in lines if is_address(ln)))
+        notes = [t(lang, "address_bad", value=ln[:200]) for ln in bad]
+        if not urls:
+            notes = notes or [t(lang, "addresses_none")]
+            yield (_notes_html(notes), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            return
+        job = self.jobs.add_addresses(urls)
+        yield from self._follow(job, notes, lang)
+        notes += _outcome(job, lang)
+        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict),
+               "\n".join(bad), self.generation())
 
     def remove(self, doc_id: str | None, lang: str, restrict: list[str] | None) -> Iterator[tuple]:
         """Remove the chosen document from the index (and its uploaded file)."""
@@ -258,7 +291,7 @@ def _outcome(job: Job, lang: str) -> list[str]:
     if r.unchanged:
         out.append(t(lang, "upload_unchanged", names=_files(r.unchanged)))
     for s in r.skipped:
-        out.append(t(lang, "upload_skipped", name=Path(s.path).name, reason=s.reason))
+        out.append(t(lang, "upload_skipped", name=_files([s.path]), reason=s.reason))
     return out
 
 
@@ -266,8 +299,8 @@ _RECORD = re.compile(r"#\d+(?:-\d+)?$")  # "#12" of a JSONL line, "#3-1" of a SQ
 
 
 def _files(sources: Sequence[str]) -> str:
-    """File names of document sources, once each (a JSONL file's records share one)."""
-    return ", ".join(dict.fromkeys(Path(_RECORD.sub("", s)).name for s in sources))
+    """File names of document sources (addresses whole), once each (a JSONL file's records share one)."""
+    return ", ".join(dict.fromkeys(s if is_address(s) else Path(_RECORD.sub("", s)).name for s in sources))
 
 
 def _notes_html(notes: Sequence[str], busy: bool = False) -> str:
@@ -319,9 +352,18 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
                     restrict = gr.Dropdown(document_choices(app.store.documents()), value=[], multiselect=True,
                                            label=t(lang0, "restrict"), info=t(lang0, "restrict_info"),
                                            elem_id="rag-restrict")
+                    with gr.Row():
+                        since = gr.Textbox(label=t(lang0, "since"), info=t(lang0, "dates_info"), max_lines=1,
+                                           placeholder="2026-01-01", elem_id="rag-since")
+                        until = gr.Textbox(label=t(lang0, "until"), max_lines=1, placeholder="2026-12-31",
+                                           elem_id="rag-until")
                 with gr.Accordion(t(lang0, "documents"), open=False, elem_id="rag-documents") as acc_docs:
                     files = gr.File(file_count="multiple", file_types=list(ACCEPTED), elem_id="rag-upload",
                                     label=t(lang0, "upload", mb=f"{cfg.upload_max_mb:g}"), height=120)
+                    with gr.Row(equal_height=True):
+                        addr_box = gr.Textbox(label=t(lang0, "addresses"), lines=2, max_lines=8, scale=4,
+                                              placeholder="https://…", elem_id="rag-addresses")
+                        addr_btn = gr.Button(t(lang0, "fetch"), scale=1, min_width=120, elem_id="rag-fetch")
                     notes = gr.HTML("", elem_id="rag-upload-status")
                     doc_table = gr.HTML(documents_html(app.store.documents(), lang0), elem_id="rag-doc-list")
                     with gr.Row():
@@ -334,12 +376,12 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
                 sources = gr.HTML(sources_html([], lang0), elem_id="rag-sources")
 
         labelled = [header, chat, box, send, clear, acc_settings, k, mode, restrict, acc_docs, files, remove_pick,
-                    remove_btn, sources_head, sources, doc_table]
+                    remove_btn, sources_head, sources, doc_table, since, until, addr_box, addr_btn]
         demo.load(app.on_load, None, [lang, lang_pick, seen_gen, *labelled], queue=False)
         lang_pick.input(lambda v, tr, r: (v, *app.relabel(v, tr, r)), [lang_pick, turns, restrict],
                         [lang, *labelled], queue=False)
 
-        answer_io = dict(fn=app.respond, inputs=[pending, turns, k, mode, restrict, lang],
+        answer_io = dict(fn=app.respond, inputs=[pending, turns, k, mode, restrict, since, until, lang],
                          outputs=[chat, sources, turns, pending, busy], concurrency_id="chat",
                          concurrency_limit=CHAT_CONCURRENCY, show_progress="minimal")
         answering = []
@@ -354,13 +396,16 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
         index_out = [notes, header, doc_table, restrict, remove_pick]
         files.upload(app.upload, [files, lang, restrict], [*index_out, files, seen_gen],
                      concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
+        addr_btn.click(app.add_addresses, [addr_box, lang, restrict], [*index_out, addr_box, seen_gen],
+                       concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
         remove_btn.click(app.remove, [remove_pick, lang, restrict], [*index_out, files, seen_gen],
                          concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
         gr.Timer(REFRESH_S).tick(app.refresh, [seen_gen, lang, restrict], [header, doc_table, restrict, remove_pick,
                                                                              seen_gen],
                                  concurrency_id="tick", concurrency_limit=None, show_progress="hidden")
         gr.api(app.ask_api, api_name="ask", concurrency_id="chat", concurrency_limit=CHAT_CONCURRENCY,
-               api_description="Answer one question; returns the Answer JSON (answer, abstained, citations).")
+               api_description="Answer one question; returns the Answer JSON (answer, abstained, citations). "
+                               "since / until (YYYY-MM-DD, optional): only articles dated in that range.")
     demo.rag_app = app
     return demo
 

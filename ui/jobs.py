@@ -18,6 +18,7 @@ from typing import Callable
 from rag.config import Config
 from rag.indexing import BuildReport, Indexer
 from rag.indexing.changes import files_of
+from rag.ingest.fetch import is_address
 from rag.store import Store
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,12 @@ class IndexJobs:
         self._queue.put(job)
         return job
 
+    def add_addresses(self, urls: list[str]) -> Job:
+        """Queue the fetching and indexing of web addresses."""
+        job = Job(next(self._ids), "add", list(urls), list(urls))
+        self._queue.put(job)
+        return job
+
     def remove(self, doc_ids: list[str], names: list[str]) -> Job:
         """Queue the removal of documents by id."""
         job = Job(next(self._ids), "remove", names, list(doc_ids))
@@ -130,8 +137,8 @@ class IndexJobs:
         indexer = self._indexer_for_jobs()
         job.report = indexer.build(job.targets, prune=False, wait=LOCK_WAIT_S, progress=False, on_progress=progress)
         for skipped in job.report.skipped:  # not indexed: do not keep the file around
-            path = Path(skipped.path.split(":", 1)[0])
-            self._delete_upload(path)
+            if not is_address(skipped.path):
+                self._delete_upload(Path(skipped.path.split(":", 1)[0]))
 
     def _remove(self, job: Job) -> None:
         if self._store is None:

@@ -2,7 +2,9 @@
 
 Every piece of text that comes from a document, a question or the index goes through
 :func:`html.escape` here (and, inside chat Markdown, through :func:`escape_markdown`), so a
-document holding ``<script>`` or an ``onerror=`` attribute shows as text and runs nothing.
+document holding ``<script>`` or an ``onerror=`` attribute shows as text and runs nothing. A
+document's address becomes a link only when it is an ``http(s)`` one (:func:`title_link`): a
+``javascript:`` or ``data:`` URL stays plain text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from rag.ingest.fetch import is_address
 from rag.schema import Answer, Citation
 
 from .i18n import t, tn
@@ -102,17 +105,42 @@ def _preview(citation: Citation, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
+def title_link(title: str, url: str) -> str:
+    """``title``, escaped, as a link to ``url`` (a new tab) when it is an http(s) address; plain text otherwise."""
+    text = html.escape(title)
+    if not is_address(url):
+        return text
+    return (f'<a class="rag-link" href="{html.escape(url, quote=True)}" target="_blank" '
+            f'rel="noopener noreferrer nofollow">{text}</a>')
+
+
+def date_html(date: str, date_source: str, lang: str) -> str:
+    """The document's day beside its title; a file's modification day says so."""
+    if not date:
+        return ""
+    kind = t(lang, f"date_{date_source}") if date_source in DATE_SOURCES else ""
+    shown = html.escape(date) + (f" ({html.escape(t(lang, 'date_file_short'))})" if date_source == "file" else "")
+    return (f'<span class="rag-date" data-source="{html.escape(date_source, quote=True)}" '
+            f'title="{html.escape(kind, quote=True)}">{shown}</span>')
+
+
+DATE_SOURCES = ("published", "document", "server", "file", "fetched")
+
+
 def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False) -> str:
-    """One source card: marker, title, source, score, and the excerpt (opens on click)."""
+    """One source card: marker, title (a link to the article when its address is known), date, source,
+    score, and the excerpt (opens on click)."""
     c = citation
     score = max(0.0, min(1.0, float(c.score)))
     return (
         f'<details class="rag-src" id="{anchor(turn, c.n)}"{" open" if open_ else ""}>'
         f'<summary><span class="rag-n">[{c.n}]</span> '
-        f'<span class="rag-title">{html.escape(c.title or c.source)}</span>'
+        f'<span class="rag-head"><span class="rag-title">{title_link(c.title or c.source, c.url)}</span> '
+        f'{date_html(c.date, c.date_source, lang)}</span>'
         f'<span class="rag-score" title="{t(lang, "score")} {score:.2f}" style="--rag-score:{score * 100:.0f}%">'
         f"{score:.2f}</span>"
         f'<span class="rag-meta">{html.escape(c.source)} · '
+        f'{html.escape(t(lang, "by", author=c.author)) + " · " if c.author else ""}'
         f'{html.escape(t(lang, "chars", start=c.start, end=c.end))}</span>'
         f'<span class="rag-preview">{html.escape(_preview(c))}</span>'
         f"</summary>"
@@ -160,13 +188,15 @@ def status_html(status: dict | None, lang: str, error: str = "") -> str:
 
 
 def documents_html(docs: Iterable[dict], lang: str) -> str:
-    """The table of indexed documents: title, source, passages, language."""
+    """The table of indexed documents: title (a link when the address is known), date, source, passages, language."""
     rows = "".join(
-        f"<tr><td>{html.escape(d.get('title') or '')}</td><td><code>{html.escape(d.get('source') or '')}</code></td>"
+        f"<tr><td>{title_link(d.get('title') or '', d.get('url') or '')}</td>"
+        f"<td>{date_html(d.get('date') or '', d.get('date_source') or '', lang)}</td>"
+        f"<td><code>{html.escape(d.get('source') or '')}</code></td>"
         f"<td class='rag-num'>{int(d.get('chunks') or 0)}</td><td>{html.escape(d.get('lang') or '')}</td></tr>"
         for d in docs)
     head = "".join(f"<th>{html.escape(t(lang, k))}</th>"
-                   for k in ("doc_col_title", "doc_col_source", "doc_col_chunks", "doc_col_lang"))
+                   for k in ("doc_col_title", "doc_col_date", "doc_col_source", "doc_col_chunks", "doc_col_lang"))
     return (f'<h4 class="rag-for">{html.escape(t(lang, "doc_list"))}</h4>'
             f'<div class="rag-docs"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table></div>")

@@ -105,7 +105,8 @@ def citation_for(n: int, hit: Hit, sentence: tuple[int, int] | None = None) -> C
     s_start, s_end = sentence if sentence else (None, None)
     return Citation(n=n, doc_id=hit.doc_id, source=hit.source, title=hit.title, chunk_id=hit.chunk_id,
                     excerpt=hit.text, start=hit.start, end=hit.end, score=hit.score,
-                    sentence_start=s_start, sentence_end=s_end)
+                    sentence_start=s_start, sentence_end=s_end, date=hit.date, date_source=hit.date_source,
+                    url=hit.url, author=hit.author)
 
 
 class AnswerFailure(RagError):

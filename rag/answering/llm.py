@@ -102,7 +102,8 @@ def build_messages(request: Request) -> list[dict[str, str]]:
     parts = ["Passages:"]
     for n, hit in enumerate(request.hits, 1):
         title = _fence(hit.title).replace('"', "'")
-        parts.append(f'<passage n="{n}" title="{title}">\n{_fence(hit.text)}\n</passage>')
+        dated = f' date="{hit.date}"' if hit.date else ""  # an ISO day: no quote to escape
+        parts.append(f'<passage n="{n}" title="{title}"{dated}>\n{_fence(hit.text)}\n</passage>')
     if request.history:
         turns = [f"Q: {_fence(q)}\nA: {_fence(CITATION_MARKER.sub('', a)).strip()}" for q, a in request.history[-MAX_HISTORY:]]
         parts.append("<conversation>\n" + "\n".join(turns) + "\n</conversation>")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..answering.base import AnswerMode
+from ..dates import day_range, parse_day
 from ..errors import BadInput
 from ..pipeline import RAG
 from ..schema import Answer, Citation
@@ -28,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("-k", type=int, metavar="N", help="passages to retrieve (default: top_k = 5)")
     a.add_argument("--doc", action="append", metavar="NAME",
                    help="restrict to a document (source, folder, id or title); repeatable")
+    a.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated from this day on (included)")
+    a.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated up to this day (included)")
     a.add_argument("--mode", choices=[m.value for m in AnswerMode],
                    help="extractive (quoted sentences, offline) or llm (RAG_LLM_BASE_URL + RAG_LLM_MODEL); "
                         "default: llm when an endpoint is configured")
@@ -57,14 +60,24 @@ def read_questions(path: str) -> list[str]:
 
 
 def format_answer(ans: Answer) -> str:
-    """An answer and its sources, for a terminal: each marker's excerpt, around its supporting sentence."""
+    """An answer and its sources, for a terminal: each marker's title and date, its address, and its
+    excerpt around the supporting sentence."""
     lines = [ans.answer, ""]
     for c in ans.citations:
-        lines.append(f"[{c.n}] {c.title} ({c.source}, chars {c.start}-{c.end}, score {c.score:.2f})")
+        lines.append(f"[{c.n}] {c.title}{dated(c)} ({c.source}, chars {c.start}-{c.end}, score {c.score:.2f})")
+        if c.url and c.url != c.source:
+            lines.append(f"    {c.url}")
         lines.append(f"    {excerpt_around(c)}")
     if ans.notice:
         lines.append(f"note: {ans.notice}")
     return "\n".join(lines)
+
+
+def dated(c: Citation) -> str:
+    """`` — 2026-01-31`` (`` (file date)`` when it is the file's time), or nothing when undated."""
+    if not c.date:
+        return ""
+    return f" — {c.date}" + (" (file date)" if c.date_source == "file" else "")
 
 
 def excerpt_around(c: Citation, width: int = 400) -> str:
@@ -110,6 +123,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.k is not None and args.k < 1:
         print(f"rag ask: -k {args.k}: must be at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
+    since, until = day_range(parse_day(args.since, "--since"), parse_day(args.until, "--until"))
     questions = read_questions(args.questions) if args.questions else [args.question]
     rag = RAG(config_of(args))
     docs = None
@@ -120,7 +134,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                   f"or a source as `rag index list --index {rag.retriever.store.folder}` shows it", file=sys.stderr)
             return EXIT_BAD_INPUT
     for q in questions:
-        ans = rag.ask(q, k=args.k, docs=docs, mode=args.mode)
+        ans = rag.ask(q, k=args.k, docs=docs, mode=args.mode, since=since, until=until)
         if args.json:
             print(json.dumps(ans.to_json(), ensure_ascii=False), flush=True)
         else:

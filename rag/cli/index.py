@@ -8,6 +8,7 @@ import sys
 
 from ..indexing.indexer import Indexer
 from ..indexing.verify import repair, verify
+from ..ingest.fetch import is_address
 from ..ingest.loading import SUPPORTED
 from ..store.sqlite import Store
 from .common import (
@@ -26,11 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     isub = p_index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     b = isub.add_parser("build", help="add new, re-index changed and remove deleted articles",
                         description=f"Index the articles under PATH (files or folders, recursively): "
-                                    f"{' '.join(SUPPORTED)} (.json: a SQuAD-format set). Incremental: unchanged "
-                                    f"articles are not encoded again (except once, from their stored text, when the "
-                                    f"index's vectors were made by an earlier int8 encoder recipe). Exit 2 if a file "
-                                    f"was skipped (the rest is indexed).")
-    b.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+                                    f"{' '.join(SUPPORTED)} (.json: a SQuAD-format set; scanned PDFs are read by "
+                                    f"OCR when tesseract is installed); web addresses (http:// or https://) and "
+                                    f".urls files (one address a line, # comments) are fetched. Incremental: "
+                                    f"unchanged articles are not encoded again (except once, from their stored "
+                                    f"text, when the index's vectors were made by an earlier int8 encoder recipe), "
+                                    f"and a page is asked again with If-None-Match / If-Modified-Since. Exit 2 if a "
+                                    f"file or address was skipped (the rest is indexed).")
+    b.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or web addresses (default: seeds/)")
     index_arg(b)
     b.add_argument("--rebuild", action="store_true", help="start over (after changing the model or chunking)")
     b.add_argument("--no-prune", action="store_true", help="keep indexed articles whose file is gone")
@@ -44,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(handler=cmd_status)
     ls = isub.add_parser("list", help="the indexed documents")
     index_arg(ls)
-    ls.add_argument("--json", action="store_true", help="print JSON lines")
+    ls.add_argument("--json", action="store_true",
+                    help="print JSON lines (id, source, title, lang, chunks, indexed, date, date_source, url, author)")
     ls.set_defaults(handler=cmd_list)
     vf = isub.add_parser("verify", help="check the index and say what is damaged",
                          description="Check the SQLite file, manifest, search files, chunk offsets and cache. "
@@ -81,12 +86,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         shown = ", ".join(report.unchanged[:5]) + (f" and {len(report.unchanged) - 5} more" if len(report.unchanged) > 5 else "")
         print(f"unchanged: {len(report.unchanged)} ({shown})")
     for name in report.kept:
-        print(f"kept previous version: {printable(name)} (its file could not be read this time)")
+        what = "address could not be fetched" if is_address(name) else "file could not be read"
+        print(f"kept previous version: {printable(name)} (its {what} this time)")
     for s in report.skipped:
         print(f"skipped: {printable(s.path)}: {s.reason}", file=sys.stderr)
+    for w in report.warnings:
+        print(f"warning: {printable(w.path)}: {w.reason}", file=sys.stderr)
     print(report.summary())
     if report.skipped:
-        print(f"rag: {len(report.skipped)} file(s) or record(s) skipped, see above; the rest is indexed", file=sys.stderr)
+        print(f"rag: {len(report.skipped)} file(s), address(es) or record(s) skipped, see above; the rest is indexed",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_OK
 
@@ -109,9 +118,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     """``rag index list``."""
     for d in Store(config_of(args).index_dir).documents():
         if args.json:
-            print(json.dumps({k: d[k] for k in ("id", "source", "title", "lang", "chunks", "indexed")}, ensure_ascii=False))
+            keys = ("id", "source", "title", "lang", "chunks", "indexed", "date", "date_source", "url", "author")
+            print(json.dumps({k: d[k] for k in keys}, ensure_ascii=False))
         else:
-            print(f"{d['id']}  {d['lang']}  {d['chunks']:4d} chunks  {d['source']}  {d['title']}")
+            day = f"{d['date'] or '?':10}{'*' if d['date_source'] == 'file' else ' '}"
+            url = f"  <{d['url']}>" if d["url"] and d["url"] != d["source"] else ""
+            print(f"{d['id']}  {day} {d['lang']}  {d['chunks']:4d} chunks  {printable(d['source'])}  "
+                  f"{printable(d['title'])}{url}")
     return EXIT_OK
 
 

@@ -31,9 +31,11 @@ EPILOG = """\
 examples:
   rag index build                       index seeds/ into index/
   rag index build seeds/ more/ --index /data/idx
+  rag index build https://example.org/article.html news.urls
   rag index status --json
   rag ask "Qui est le ministre iranien des Affaires étrangères ?"
   rag ask --questions questions.txt --json > answers.jsonl
+  rag ask "Que dit le ministre ?" --since 2026-01-01 --until 2026-01-31
   rag eval eval/seed_qa.jsonl --docs seeds/ ../shared/data/piaf-dev.json
   rag serve --port 7860
 

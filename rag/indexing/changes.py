@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..dates import DateSource
 from ..ingest.files import key_files, key_under
 from ..ingest.loading import LoadResult, Skipped
 from ..schema import Document
@@ -16,7 +17,10 @@ class BuildReport:
     """What a build did. Lists hold document sources.
 
     ``files_read`` counts the files read; ``unchanged_files`` those passed over unread, their
-    size, times and inode being those recorded when they were last read.
+    size, times and inode being those recorded when they were last read. ``pages_fetched``
+    counts the web pages downloaded and parsed, ``pages_unchanged`` those the server said were
+    not modified (or sent again byte for byte), not parsed. ``warnings`` name what was indexed
+    only in part.
     """
 
     added: list[str] = field(default_factory=list)
@@ -35,6 +39,9 @@ class BuildReport:
     generation: int = 0
     files_read: int = 0
     unchanged_files: int = 0
+    warnings: list[Skipped] = field(default_factory=list)
+    pages_fetched: int = 0
+    pages_unchanged: int = 0
 
     @property
     def changed(self) -> bool:
@@ -45,6 +52,8 @@ class BuildReport:
         """One line for people."""
         rate = f", {self.encoded / self.encode_seconds:.1f} chunks/s" if self.encoded and self.encode_seconds else ""
         unread = f" ({self.unchanged_files} files not read again)" if self.unchanged_files else ""
+        if self.pages_fetched or self.pages_unchanged:
+            unread += f" ({self.pages_fetched} pages parsed, {self.pages_unchanged} not modified)"
         again = f", {len(self.reencoded)} encoded again by the new encoder recipe" if self.reencoded else ""
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged{unread}{again}, {len(self.skipped)} skipped; "
@@ -63,6 +72,23 @@ class Changes:
 def files_of(keys: Sequence[str]) -> set[str]:
     """Every file the documents ``keys`` may come from (see :func:`rag.files.key_files`)."""
     return {f for key in keys for f in key_files(key)}
+
+
+WEAK_DATES = {DateSource.FILE.value, DateSource.SERVER.value, DateSource.FETCHED.value}  # they move by themselves
+
+
+def described_alike(old: dict, doc: Document) -> bool:
+    """Whether an indexed row (:meth:`rag.store.Store.documents`) says of its document what ``doc`` says.
+
+    Title, URL, author and date are compared; a date taken from the file's time, the server's
+    Last-Modified or the fetch day is not a reason to index again when it moves alone (a file
+    touched, a page fetched again).
+    """
+    if (old.get("title"), old.get("url") or "", old.get("author") or "") != (doc.title, doc.url, doc.author):
+        return False
+    if (old.get("date") or "", old.get("date_source") or "") == (doc.date, doc.date_source):
+        return True
+    return old.get("date_source") in WEAK_DATES and doc.date_source in WEAK_DATES
 
 
 def orphans(loaded: LoadResult, existing: dict[str, dict]) -> list[str]:
@@ -104,18 +130,21 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         if old is None:
             out.new_docs.append(doc)
             report.added.append(doc.source)
-        elif old["sha256"] != doc.sha256 or rebuild:
+        elif old["sha256"] != doc.sha256 or rebuild or not described_alike(old, doc):
             out.new_docs.append(doc)
             out.gone.append(old)
             report.updated.append(doc.source)
         else:
             report.unchanged.append(doc.source)
     unread = set(loaded.unchanged_files)
+    not_modified, failed = set(loaded.unchanged_keys), set(loaded.failed_keys)
     for key, old in existing.items():
         if key in seen:
             continue
-        if unread and any(f in unread for f in key_files(key)):
+        if key in not_modified or (unread and any(f in unread for f in key_files(key))):
             report.unchanged.append(old["source"])
+        elif key in failed:  # a page that could not be fetched this time
+            report.kept.append(old["source"])
         elif prune and key_under(key, root_files, root_folders):
             if any(f in skipped_files for f in key_files(key)):
                 report.kept.append(old["source"])

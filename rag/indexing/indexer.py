@@ -29,8 +29,11 @@ from ..embedding import (
     stale_recipe,
 )
 from ..errors import IndexCorrupt, IndexMismatch, IndexProblem, Remedy
+from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.files import FileStamp
 from ..ingest.loading import LoadResult, load_paths, loader_version
+from ..ingest.ocr import OcrSettings, ocr_settings
+from ..ingest.web import entries_for, entry_of_key, fetcher_for, load_pages, web_version
 from ..schema import Chunk, Document
 from ..search import term_table
 from ..search.lexical import LexicalIndex
@@ -103,7 +106,25 @@ class Indexer:
     @property
     def reader(self) -> str:
         """What file stamps are recorded under: the loader's code and the settings it reads with."""
-        return f"{loader_version()} max_file_mb={self.config.max_file_mb} default_lang={self.config.default_lang}"
+        ocr = self.ocr
+        read = f"ocr={ocr.lang}/{ocr.max_pages}/{ocr.max_seconds:g}" if ocr else "ocr=off"
+        cfg = self.config
+        return f"{loader_version()} max_file_mb={cfg.max_file_mb} default_lang={cfg.default_lang} {read}"
+
+    @property
+    def page_reader(self) -> str:
+        """What page validators are recorded under: the web reader's code and the settings it reads with."""
+        return f"{web_version()} {self.reader} fetch_max_mb={self.config.fetch_max_mb}"
+
+    @property
+    def ocr(self) -> OcrSettings | None:
+        """How PDF pages without a text layer are read (None: OCR is off)."""
+        return ocr_settings(self.config)
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """How web addresses are fetched (the ``fetch_*`` and ``allow_private_urls`` settings)."""
+        return fetcher_for(self.config)
 
     def build(self, paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike | None = None,
               rebuild: bool = False, prune: bool = True, wait: float = 0.0,
@@ -113,12 +134,14 @@ class Indexer:
         Parameters
         ----------
         paths : iterable of path-like
-            Files and folders to index (recursively).
+            Files and folders to index (recursively), and web addresses (``https://…``); a
+            ``.urls`` file found lists more addresses, one a line.
         index_dir : path-like, optional
             Index folder (default: ``config.index_dir``).
         rebuild : bool
-            Start over (needed after changing the model or chunking), reading every file; the
-            cache is kept. Otherwise a file is read only if its stamp changed.
+            Start over (needed after changing the model or chunking), reading every file and
+            fetching every page; the cache is kept. Otherwise a file is read only if its stamp
+            changed, and a page parsed only if the server sends a new version.
         prune : bool
             Remove indexed documents under ``paths`` whose file is gone.
         wait : float
@@ -132,10 +155,16 @@ class Indexer:
         -------
         BuildReport
         """
-        paths = [Path(p) for p in paths]
+        given = [str(p) if is_address(str(p)) else Path(p) for p in paths]
+        addresses = [p for p in given if isinstance(p, str)]
+        paths = [p for p in given if isinstance(p, Path)]
         t0 = time.perf_counter()
-        known = {} if rebuild else self._known_stamps(index_dir)
-        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known)
+        known, pages = ({}, {}) if rebuild else self._known(index_dir)
+        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr)
+        entries, bad = entries_for(addresses, loaded.address_lists, int(self.config.max_file_mb * 1_000_000))
+        loaded.skipped.extend(bad)
+        if entries:
+            loaded.add(load_pages(entries, self.fetcher, pages, self.config.default_lang, self.ocr, progress))
         return self._run(index_dir, wait, t0, loaded, paths, rebuild, prune, progress, on_progress)
 
     def add_documents(self, docs: Sequence[Document], index_dir: str | os.PathLike | None = None,
@@ -148,14 +177,16 @@ class Indexer:
         """Start the index over with exactly ``docs`` (vectors come from the cache where present)."""
         return self._run(index_dir, wait, time.perf_counter(), LoadResult(list(docs)), [], True, False, progress)
 
-    def _known_stamps(self, index_dir: str | os.PathLike | None) -> dict[str, FileStamp]:
-        """Stamps of the files indexed so far (none for a missing or damaged index: the build says what)."""
+    def _known(self, index_dir: str | os.PathLike | None) -> tuple[dict[str, FileStamp], dict[str, Validators]]:
+        """Stamps of the files and validators of the pages indexed so far (none for a missing or damaged
+        index: the build says what)."""
         try:
             store = Store(index_dir or self.config.index_dir)
         except IndexProblem:
-            return {}
+            return {}, {}
         try:
-            return {path: FileStamp(*stamp) for path, stamp in store.file_stamps(self.reader).items()}
+            stamps = {path: FileStamp(*stamp) for path, stamp in store.file_stamps(self.reader).items()}
+            return stamps, store.page_validators(self.page_reader)
         finally:
             store.close()
 
@@ -224,9 +255,14 @@ class Indexer:
         existing = {d["key"]: d for d in store.documents()}
         lost = orphans(loaded, existing)
         if lost:  # their documents went while this build waited for the lock: read them after all
-            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang), lost)
+            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang, ocr=self.ocr), lost)
+        lost_pages = [k for k in loaded.unchanged_keys if k not in existing]
+        if lost_pages:  # likewise for pages found unchanged: fetched again, unconditionally
+            loaded.add(load_pages([entry_of_key(k) for k in lost_pages], self.fetcher, {}, self.config.default_lang,
+                                  self.ocr), lost_pages)
         report = BuildReport(skipped=loaded.skipped, files_read=loaded.files_read,
-                             unchanged_files=len(loaded.unchanged_files))
+                             unchanged_files=len(loaded.unchanged_files), warnings=loaded.warnings,
+                             pages_fetched=loaded.pages_fetched, pages_unchanged=len(loaded.unchanged_keys))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
         # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped on commit
         stale = (manifest is not None and manifest.encoder == self.encoder.value
@@ -239,10 +275,11 @@ class Indexer:
             chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
                          chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps,
-                         drop_cache=old_key)
-        elif loaded.stamps:  # files read again (touched, or not stamped before) and found unchanged
-            with store.transaction():
+                         drop_cache=old_key, pages=loaded.pages)
+        elif loaded.stamps or loaded.pages:  # files read again (touched, or not stamped before), pages sent
+            with store.transaction():        # again: found unchanged
                 store.record_files(loaded.stamps, self.reader)
+                store.record_pages(loaded.pages, self.page_reader)
         report.chunks_total = store.counts()[1]
         current = store.manifest()
         report.generation = current.generation if current else 0
@@ -308,7 +345,7 @@ class Indexer:
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
                 rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None,
-                drop_cache: str | None = None) -> None:
+                drop_cache: str | None = None, pages: dict[str, Validators] | None = None) -> None:
         """Write the next generation's search files, then switch to it in one transaction (which also
         drops the cached vectors of ``drop_cache``, a cache key that will never be read again)."""
         dim = self._dim(manifest)
@@ -339,7 +376,7 @@ class Indexer:
         new_manifest = Manifest(FORMAT_VERSION, self.model, dim, cfg.chunk_tokens, cfg.chunk_overlap,
                                 cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe)
         store.commit(Commit(new_manifest, new_docs, rows, [d["id"] for d in gone], [d["key"] for d in gone],
-                            stamps or {}, self.reader, rebuild, drop_cache),
+                            stamps or {}, self.reader, rebuild, drop_cache, pages or {}, self.page_reader),
                      inside=lambda: crash_point("in-transaction"))
         crash_point("committed")
         layout.remove_stale_generations(store.folder, {gen, gen - 1})

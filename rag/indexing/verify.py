@@ -23,7 +23,7 @@ from ..errors import IndexCorrupt, IndexProblem, RagError, Remedy
 from ..schema import Document
 from ..store import layout
 from ..store.layout import DB_NAME, FORMAT_VERSION, Manifest
-from ..store.sqlite import DOCUMENT_COLUMNS, REQUIRED_COLUMNS, Store, stored_document
+from ..store.sqlite import REQUIRED_COLUMNS, Store, document_columns, stored_document
 from .changes import BuildReport
 from .indexer import Indexer
 
@@ -99,7 +99,7 @@ def _salvage_documents(db_path: Path) -> list[Document] | None:
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         try:
-            rows = conn.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents").fetchall()
+            rows = conn.execute(f"SELECT {document_columns(conn)} FROM documents").fetchall()
         finally:
             conn.close()
     except sqlite3.DatabaseError:

@@ -1,8 +1,13 @@
 """Loading: files and folders in, :class:`Document` objects out, bad files skipped with a reason.
 
-Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf``, ``.jsonl`` (one article
-a line: ``title``, ``text``, optional ``url``, ``date``) and SQuAD-format ``.json`` (each
-paragraph becomes a document titled by its article).
+Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf`` (pages without a text
+layer read by OCR, :mod:`rag.ingest.ocr`), ``.docx`` (:mod:`rag.ingest.docx`), ``.jsonl`` (one article a line:
+``title``, ``text``, optional ``url``, ``date``, ``author``) and SQuAD-format ``.json`` (each
+paragraph becomes a document titled by its article). ``.urls`` files (one web address a line)
+are listed in :attr:`LoadResult.address_lists` for :mod:`rag.ingest.web` to fetch.
+
+Every document gets a date: the one it states (HTML metadata, a JSONL ``date``, a PDF's or Word
+file's creation date), else its file's modification time, marked ``date_source = "file"``.
 
 A folder is loaded again cheaply: :func:`load_paths` passes over a file whose
 :class:`FileStamp` (size, modification and change times, inode) is the one recorded when it
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import json
 import logging
 import os
@@ -24,16 +30,27 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
+from ..dates import DateSource, file_day, normalize_date
 from ..schema import Document
 from ..text.normalize import detect_language, jsonl_lines, text_hash
+from .base import Extracted, Unreadable
+from .docx import read_docx
+from .fetch import Validators, is_address
 from .files import FileStamp, file_stamp, walk
+from .ocr import OcrSettings, ocr_pages
 
 log = logging.getLogger(__name__)
 
 TEXT_EXTS = {".txt", ".md", ".markdown"}
 HTML_EXTS = {".html", ".htm"}
-SUPPORTED = sorted(TEXT_EXTS | HTML_EXTS | {".pdf", ".jsonl", ".json"})
-_TAG = re.compile(r"<[^>]+>")
+SUPPORTED = sorted(TEXT_EXTS | HTML_EXTS | {".pdf", ".docx", ".jsonl", ".json"})
+URL_LIST_EXT = ".urls"  # one web address a line: fetched by rag.ingest.web, never stamp-skipped
+MIN_PAGE_CHARS = 20  # a PDF page with fewer characters in its text layer is taken for a scan
+MAX_AUTHOR = 200
+# PDF Title properties that are not titles: a file name, a word processor's, a blank template's
+_NOT_A_TITLE = re.compile(r"^\s*(microsoft word - .*|untitled.*|sans titre.*|.*\.(docx?|odt|rtf|pdf|tmp|indd|tex))\s*$",
+                          re.IGNORECASE)
+_TAG = re.compile(r"<[A-Za-z/!?][^>]*(?:>|$)")  # a tag, or one left open at the end of the string
 
 
 class Skipped(NamedTuple):
@@ -50,6 +67,13 @@ class LoadResult:
     ``stamps`` holds the stamps worth recording of the files read (by resolved path: settled,
     and the file gave documents and no skipped record); ``unchanged_files`` the files passed
     over unread because their stamp was the known one; ``files_read`` counts the others.
+    ``warnings`` name what was indexed only in part (an OCR bound reached). ``address_lists``
+    holds the ``.urls`` files found (path as walked, resolved path).
+
+    Web pages (:mod:`rag.ingest.web`): ``pages`` holds the validators to record (by document key),
+    ``unchanged_keys`` the documents whose page the server said was not modified (or sent
+    byte for byte again), ``failed_keys`` those whose page could not be fetched this time
+    (their previous version is kept); ``pages_fetched`` counts the pages downloaded and parsed.
     """
 
     documents: list[Document] = field(default_factory=list)
@@ -57,15 +81,27 @@ class LoadResult:
     stamps: dict[str, FileStamp] = field(default_factory=dict)
     unchanged_files: list[str] = field(default_factory=list)
     files_read: int = 0
+    warnings: list[Skipped] = field(default_factory=list)
+    address_lists: list[tuple[str, str]] = field(default_factory=list)
+    pages: dict[str, Validators] = field(default_factory=dict)
+    unchanged_keys: list[str] = field(default_factory=list)
+    failed_keys: list[str] = field(default_factory=list)
+    pages_fetched: int = 0
 
     def add(self, other: "LoadResult", files: Sequence[str] = ()) -> None:
-        """Take in ``other``, a load of ``files`` that this one had passed over as unchanged."""
+        """Take in ``other``, a load of ``files`` (or page keys) that this one had passed over as unchanged."""
+        taken = set(files)
+        self.unchanged_files = [f for f in self.unchanged_files if f not in taken]
+        self.unchanged_keys = [k for k in self.unchanged_keys if k not in taken] + other.unchanged_keys
         self.documents.extend(other.documents)
         self.skipped.extend(other.skipped)
         self.stamps.update(other.stamps)
         self.files_read += other.files_read
-        taken = set(files)
-        self.unchanged_files = [f for f in self.unchanged_files if f not in taken]
+        self.warnings.extend(other.warnings)
+        self.address_lists.extend(other.address_lists)
+        self.pages.update(other.pages)
+        self.failed_keys.extend(other.failed_keys)
+        self.pages_fetched += other.pages_fetched
 
 
 @lru_cache(maxsize=1)
@@ -77,7 +113,8 @@ def loader_version() -> str:
     """
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for path in (here / "loading.py", here / "files.py", here.parent / "text" / "normalize.py"):
+    sources = [here / name for name in ("loading.py", "files.py", "docx.py", "ocr.py", "base.py")]
+    for path in (*sources, here.parent / "text" / "normalize.py", here.parent / "dates.py"):
         try:
             digest.update(path.read_bytes())
         except OSError:
@@ -85,8 +122,7 @@ def loader_version() -> str:
     return digest.hexdigest()[:16]
 
 
-class _Skip(Exception):
-    """Raised inside a reader: the file is skipped with this reason."""
+_Skip = Unreadable  # raised inside a reader: the file is skipped with this reason
 
 
 def display_path(path: Path) -> str:
@@ -134,15 +170,31 @@ LANG_CHARS = 5000  # detect_language reads no further
 
 
 def make_document(key: str, source: str, title: str, text: str, default_lang: str = "fr",
-                  meta: dict | None = None) -> Document:
-    """Build a :class:`Document`: cleans the text, fills title, language and hash."""
+                  meta: dict | None = None, date: str = "", date_source: str = "", url: str = "",
+                  author: str = "") -> Document:
+    """Build a :class:`Document`: cleans the text, fills title, language and hash.
+
+    ``title`` and ``author`` lose any HTML tags (the author is cut to 200 characters); a ``url``
+    that is not an http(s) address is dropped; ``date`` is a day (``YYYY-MM-DD``) and
+    ``date_source`` where it comes from (:class:`rag.dates.DateSource`).
+    """
     text = clean_text(text)
     title = strip_tags(title or "") or _first_line_title(text)
+    author = strip_tags(author or "")[:MAX_AUTHOR]
     return Document(
         id=doc_id_for(key), key=key, source=source, title=title, text=text,
         lang=detect_language(title + "\n" + text[:LANG_CHARS], default_lang),
         sha256=text_hash(text), meta=meta or {},
+        date=date or "", date_source=date_source if date else "", url=url if is_address(url) else "",
+        author=author,
     )
+
+
+def _dated(got: Extracted, mtime: float) -> tuple[str, str]:
+    """(date, date_source) of a file's document: the date it states, else the file's modification day."""
+    if got.date:
+        return got.date, got.date_source
+    return file_day(mtime), DateSource.FILE.value
 
 
 def _first_line_title(text: str, limit: int = 100) -> str:
@@ -175,50 +227,86 @@ def _decode(data: bytes) -> str:
     return text
 
 
-def _read_text(path: Path, data: bytes) -> tuple[str, str]:
+def _read_text(path: Path, data: bytes) -> Extracted:
     text = _decode(data)
     title = ""
     if path.suffix.lower() in {".md", ".markdown"}:
         m = re.search(r"^#\s+(.+)$", text, re.MULTILINE)
         title = m.group(1).strip() if m else ""
-    return title, text
+    return Extracted(title, text)
 
 
-def _read_html(data: bytes) -> tuple[str, str]:
+def read_html(raw: str, url: str | None = None) -> Extracted:
+    """Main text, title, publication date and author of an HTML page (trafilatura).
+
+    The date is the one the page's metadata states (``<meta>``, JSON-LD, ``<time>``, the
+    address's ``/2026/01/31/``), not one guessed from its text.
+    """
     import trafilatura
 
-    raw = _decode(data)
-    text = trafilatura.extract(raw, include_comments=False, include_tables=True, favor_recall=True) or ""
-    meta = trafilatura.extract_metadata(raw)
+    text = trafilatura.extract(raw, url=url, include_comments=False, include_tables=True, favor_recall=True) or ""
+    meta = trafilatura.extract_metadata(raw, default_url=url, extensive=False)
     title = (meta.title if meta and meta.title else "") or ""
     if not title:
         m = re.search(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", raw, re.IGNORECASE | re.DOTALL)
         title = strip_tags((m.group(1) or m.group(2))) if m else ""
     if not text.strip():
         raise _Skip("HTML page has no main text")
-    return title, text
+    day = normalize_date(meta.date) if meta else None
+    return Extracted(title, text, day or "", DateSource.PUBLISHED.value if day else "",
+                     (meta.author if meta else "") or "")
 
 
-def _read_pdf(path: Path) -> tuple[str, str]:
+def read_pdf(data: bytes, ocr: OcrSettings | None = None) -> Extracted:
+    """Text of a PDF, page by page; pages without a text layer are read by OCR (unless ``ocr`` is None).
+
+    Title, author and creation date come from the PDF's properties.
+    """
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(data))
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
+        info = reader.metadata
+        title = str(info.title or "") if info else ""
+        title = "" if _NOT_A_TITLE.match(title) else title
+        author = str(info.author or "") if info else ""
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
         raise _Skip(f"malformed PDF ({type(exc).__name__}: {exc})") from None
+    try:
+        day = normalize_date(info.creation_date) if info else None
+    except (ValueError, TypeError, AttributeError):  # a creation date pypdf cannot parse
+        day = None
+    scans = [i for i, p in enumerate(pages) if len(re.sub(r"\s+", "", p)) < MIN_PAGE_CHARS]
+    warnings: list[str] = []
+    if scans and ocr is None:
+        if len(scans) == len(pages):
+            raise _Skip("PDF has no text layer (scanned images?) and OCR is off")
+    elif scans:
+        try:
+            done = ocr_pages(data, scans, ocr)
+        except Unreadable as why:
+            if len(scans) == len(pages):
+                raise
+            done = None
+            warnings.append(f"page(s) without a text layer not read: {why}")
+        if done is not None:
+            warnings += done.warnings
+            for i, text in done.pages.items():
+                pages[i] = text if len(text) > len(pages[i]) else pages[i]
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
-        raise _Skip("PDF has no text layer (scanned images?); run OCR first")
-    return str(title), text
+        why = "; ".join(warnings) if warnings else f"OCR found no text on its {len(pages)} page(s)"
+        raise _Skip(f"PDF has no text layer, and {why}")
+    return Extracted(title, text, day or "", DateSource.DOCUMENT.value if day else "", author, tuple(warnings))
 
 
 def _jsonl_documents(path: Path, data: bytes, default_lang: str,
                      skipped: list[Skipped]) -> Iterator[Document]:
     text = _decode(data)
     base, source = str(path.resolve()), display_path(path)
+    file_date = file_day(path.stat().st_mtime)
     for lineno, line in jsonl_lines(text):
         where = f"{source}:{lineno}"
         try:
@@ -230,9 +318,13 @@ def _jsonl_documents(path: Path, data: bytes, default_lang: str,
             skipped.append(Skipped(where, 'record has no "text" string'))
             continue
         ident = obj.get("url") or obj.get("id") or f"line{lineno}"
-        meta = {k: obj[k] for k in ("url", "date") if isinstance(obj.get(k), str)}
-        yield make_document(f"{base}#{ident}", f"{source}#{lineno}", str(obj.get("title") or ""),
-                            obj["text"], default_lang, meta)
+        day = normalize_date(obj.get("date"))
+        url = obj.get("url") if isinstance(obj.get("url"), str) else ""
+        author = obj.get("author") if isinstance(obj.get("author"), str) else ""
+        yield make_document(f"{base}#{ident}", f"{source}#{lineno}", str(obj.get("title") or ""), obj["text"],
+                            default_lang, date=day or file_date,
+                            date_source=DateSource.PUBLISHED.value if day else DateSource.FILE.value,
+                            url=url, author=author)
 
 
 def squad_key(path: str | os.PathLike, article: int, paragraph: int) -> str:
@@ -248,26 +340,31 @@ def _squad_documents(path: Path, data: bytes, default_lang: str) -> Iterator[Doc
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
         raise _Skip('not a SQuAD-format file (no "data" list); articles go in .jsonl, one a line')
     source = display_path(path)
+    file_date = file_day(path.stat().st_mtime)
     for ai, article in enumerate(obj["data"]):
         for pi, para in enumerate(article.get("paragraphs", [])):
             context = para.get("context", "")
             if isinstance(context, str) and context.strip():
                 yield make_document(squad_key(path, ai, pi), f"{source}#{ai}-{pi}",
-                                    str(article.get("title", "")), context, default_lang)
+                                    str(article.get("title", "")), context, default_lang,
+                                    date=file_date, date_source=DateSource.FILE.value)
 
 
-def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr") -> LoadResult:
+def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr",
+              ocr: OcrSettings | None = OcrSettings()) -> LoadResult:
     """Load one file into documents; a bad file comes back in ``skipped`` with its reason."""
     resolved = path.resolve()
-    return _load_file(path, resolved, _shown(resolved, Path.cwd().resolve()), max_bytes, default_lang)
+    return _load_file(path, resolved, _shown(resolved, Path.cwd().resolve()), max_bytes, default_lang, ocr)
 
 
-def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_lang: str) -> LoadResult:
+def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_lang: str,
+               ocr: OcrSettings | None = OcrSettings()) -> LoadResult:
     result = LoadResult(files_read=1)
     ext = path.suffix.lower()
     try:
         if ext not in SUPPORTED:
-            raise _Skip(f"unsupported extension {ext or '(none)'!r} (supported: {', '.join(SUPPORTED)})")
+            old_word = " (an old Word file: save it as .docx)" if ext == ".doc" else ""
+            raise _Skip(f"unsupported extension {ext or '(none)'!r}{old_word} (supported: {', '.join(SUPPORTED)})")
         data = _read_bytes(path, max_bytes)
         if ext == ".jsonl":
             result.documents.extend(_jsonl_documents(path, data, default_lang, result.skipped))
@@ -278,13 +375,20 @@ def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_
             result.documents.extend(_squad_documents(path, data, default_lang))
             return result
         if ext == ".pdf":
-            title, text = _read_pdf(path)
+            got = read_pdf(data, ocr)
+            if got.title.strip().lower() in (path.stem.lower(), path.name.lower()):  # the file's name, no title
+                got = got._replace(title="")
+        elif ext == ".docx":
+            got = read_docx(data, max_bytes)
         elif ext in HTML_EXTS:
-            title, text = _read_html(data)
+            got = read_html(_decode(data))
         else:
-            title, text = _read_text(path, data)
-        check_prose(text)
-        result.documents.append(make_document(str(resolved), source, title, text, default_lang))
+            got = _read_text(path, data)
+        check_prose(got.text)
+        day, day_source = _dated(got, path.stat().st_mtime)
+        result.documents.append(make_document(str(resolved), source, got.title, got.text, default_lang,
+                                              date=day, date_source=day_source, author=got.author))
+        result.warnings.extend(Skipped(source, w) for w in got.warnings)
     except _Skip as why:
         result.skipped.append(Skipped(source, str(why)))
     except OSError as exc:
@@ -293,7 +397,8 @@ def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_
 
 
 def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
-               default_lang: str = "fr", known: dict[str, FileStamp] | None = None) -> LoadResult:
+               default_lang: str = "fr", known: dict[str, FileStamp] | None = None,
+               ocr: OcrSettings | None = OcrSettings()) -> LoadResult:
     """Load every supported file below ``paths``, passing over the files known unchanged.
 
     Parameters
@@ -307,6 +412,8 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
     known : dict of str to FileStamp, optional
         Stamps recorded when files were last read, by resolved path: a file whose stamp is
         still this one is not read, only listed in ``unchanged_files``.
+    ocr : OcrSettings, optional
+        How PDF pages without a text layer are read (None: they are not).
 
     Returns
     -------
@@ -319,15 +426,20 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
     known = known or {}
     cwd = Path.cwd().resolve()
     for path, key in walk(paths):
+        if path.lower().endswith(URL_LIST_EXT):  # its addresses are asked again on every build
+            out.address_lists.append((path, key))
+            continue
         stamp = file_stamp(key)
         now = time.time_ns()
         if stamp is not None and known.get(key) == stamp:
             out.unchanged_files.append(key)
             continue
         resolved = Path(key)
-        res = _load_file(Path(path), resolved, _shown(resolved, cwd), int(max_file_mb * 1_000_000), default_lang)
+        res = _load_file(Path(path), resolved, _shown(resolved, cwd), int(max_file_mb * 1_000_000), default_lang,
+                         ocr)
         out.files_read += res.files_read
         out.skipped.extend(res.skipped)
+        out.warnings.extend(res.warnings)
         if stamp is not None and res.documents and not res.skipped and stamp.settled(now):
             out.stamps[key] = stamp
         for doc in res.documents:
@@ -336,4 +448,6 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
                 out.documents.append(doc)
     for s in out.skipped:
         log.warning("skipped %s: %s", s.path, s.reason)
+    for s in out.warnings:
+        log.warning("%s: %s", s.path, s.reason)
     return out

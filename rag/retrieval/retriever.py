@@ -14,13 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from ..config import Config
-from ..embedding import (
-    Embedder,
-    canonical_model_name,
-    encoder_recipe,
-    get_embedder,
-    stale_recipe,
-)
+from ..dates import day_range
+from ..embedding import Embedder, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
 from ..schema import Hit
 from ..search.lexical import LexicalIndex
 from ..search.stats import TermStats
@@ -101,7 +96,8 @@ class Retriever:
             return self._stats
 
     def search(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
-               mode: Mode | str = Mode.HYBRID, lang: str | None = None) -> list[Hit]:
+               mode: Mode | str = Mode.HYBRID, lang: str | None = None, since: str | None = None,
+               until: str | None = None) -> list[Hit]:
         """The best ``k`` passages for ``question``.
 
         Parameters
@@ -116,11 +112,21 @@ class Retriever:
             ``hybrid`` (default), ``bm25`` or ``dense``.
         lang : str, optional
             The question's language (detected when omitted).
+        since, until : str or date, optional
+            Only documents dated in this range (ISO days ``YYYY-MM-DD``, both included); a
+            document without a date is left out by either. Applied inside both searches, like
+            ``docs``, so ``k`` passages still come back when the range holds them.
 
         Returns
         -------
         list of Hit, best first, overlapping and near-duplicate chunks collapsed.
+
+        Raises
+        ------
+        ValueError
+            For a ``since`` or ``until`` that is not an ISO day, or ``since`` after ``until``.
         """
+        since, until = day_range(since, until)
         self.refresh()
         k = k or self.config.top_k
         mode = Mode(mode)
@@ -129,6 +135,9 @@ class Retriever:
         with self._lock:
             vectors, lexical = self.vectors, self.lexical
         allowed = self.store.rowids_of_docs(self.store.resolve_docs(docs)) if docs else None
+        if since or until:
+            dated = self.store.rowids_dated(since, until)
+            allowed = dated if allowed is None else np.intersect1d(allowed, dated)
         n = max(self.config.candidates, 4 * k)
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         lex = dense = empty
@@ -142,7 +151,7 @@ class Retriever:
         hits = self._hits(fused[: 3 * k + 10])
         if hits is None:  # a build committed between our refresh and the row lookup
             if self.refresh():
-                return self.search(question, k, docs, mode, lang)
+                return self.search(question, k, docs, mode, lang, since, until)
             hits = self._hits(fused[: 3 * k + 10], strict=False)
         return collapse(hits, k)
 
@@ -171,5 +180,6 @@ class Retriever:
             if r is None:
                 continue
             out.append(Hit(r["chunk_id"], r["doc_id"], r["source"], r["title"], r["text"], r["start"], r["end"],
-                           r["lang"], float(score), float(b), float(d)))
+                           r["lang"], float(score), float(b), float(d), r["date"], r["date_source"], r["url"],
+                           r["author"]))
         return out

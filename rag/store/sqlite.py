@@ -1,9 +1,15 @@
 """The SQLite side of an index folder: documents, chunks, the embedding cache, the manifest, file stamps.
 
 Every SQL statement of the local index is here. A build hands :meth:`Store.commit` a complete
-:class:`Commit` (documents in and out, chunk rows, the next manifest, file stamps), applied in one
-transaction after the generation's search files are on disk (:mod:`rag.store.layout`), so a crash
-at any point leaves the previous generation in use. Nothing is pickled.
+:class:`Commit` (documents in and out, chunk rows, the next manifest, file stamps, page
+validators), applied in one transaction after the generation's search files are on disk
+(:mod:`rag.store.layout`), so a crash at any point leaves the previous generation in use.
+
+Each document row keeps its date (a ``YYYY-MM-DD`` day, indexed, for the date filters), where
+the date comes from, its URL and its author; an index made before these columns gets them when
+it is opened (:meth:`Store.upgrade`), filled from what it kept (a JSONL record's ``url`` and
+``date``, else the file's modification day). The validators of the web pages fetched (ETag,
+Last-Modified, body hash) let a rebuild ask a page again without parsing it. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import IndexBusy, IndexCorrupt, IndexMissing, Remedy
+from ..dates import DateSource, file_day, normalize_date
+from ..errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Remedy
+from ..ingest.fetch import Validators, is_address
 from ..ingest.files import key_files
 from ..schema import Document
 from ..search import term_table
@@ -36,7 +44,8 @@ CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, key TEXT UNIQUE NOT NULL, source TEXT NOT NULL, title TEXT NOT NULL,
     lang TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
-    chunks INTEGER NOT NULL DEFAULT 0, indexed TEXT NOT NULL);
+    chunks INTEGER NOT NULL DEFAULT 0, indexed TEXT NOT NULL, date TEXT NOT NULL DEFAULT '',
+    date_source TEXT NOT NULL DEFAULT '', url TEXT NOT NULL DEFAULT '', author TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
     doc_id TEXT NOT NULL REFERENCES documents(id), ordinal INTEGER NOT NULL,
@@ -49,6 +58,14 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL, reader TEXT NOT NULL);
 """
+# added by Store.upgrade (after the documents' new columns, for an index made before them)
+PAGES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (
+    key TEXT PRIMARY KEY, url TEXT NOT NULL, final_url TEXT NOT NULL, etag TEXT NOT NULL,
+    last_modified TEXT NOT NULL, body_sha256 TEXT NOT NULL, reader TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_date ON documents(date);
+"""
+SOURCE_COLUMNS = ("date", "date_source", "url", "author")  # of documents, added to indexes made before them
 # not required: an index made before the files table reads every file once, and gets the table
 # from its next build (Store(create=True))
 REQUIRED_COLUMNS = {
@@ -59,7 +76,6 @@ REQUIRED_COLUMNS = {
 }
 
 
-DOCUMENT_COLUMNS = "id, key, source, title, lang, text, meta"  # what stored_document reads, in order
 
 
 # what the BM25 index needs of each stored chunk: id, terms, document, language
@@ -95,9 +111,10 @@ class Commit:
     """Everything one build changes, applied by :meth:`Store.commit` in one transaction.
 
     ``gone`` lists the ids of documents whose rows go (removed, or replaced by a new version in
-    ``documents``); with ``rebuild`` every row goes. ``stamps`` are recorded under ``reader``;
-    the stamps of the files of gone documents are forgotten. ``drop_cache`` names a cache key
-    whose vectors will never be read again.
+    ``documents``), ``gone_keys`` their keys; with ``rebuild`` every row goes. ``stamps`` are
+    recorded under ``reader`` and ``pages`` (web page validators) under ``page_reader``; the
+    stamps and validators of gone documents are forgotten. ``drop_cache`` names a cache key whose
+    vectors will never be read again.
     """
 
     manifest: Manifest
@@ -109,16 +126,31 @@ class Commit:
     reader: str = ""
     rebuild: bool = False
     drop_cache: str | None = None
+    pages: dict[str, Validators] = field(default_factory=dict)
+    page_reader: str = ""
 
 
-def stored_document(doc_id: str, key: str, source: str, title: str, lang: str, text: str, meta: str | None) -> Document:
+DOCUMENT_COLUMNS = "id, key, source, title, lang, text, meta, " + ", ".join(SOURCE_COLUMNS)  # stored_document's
+
+
+def document_columns(db: sqlite3.Connection) -> str:
+    """:data:`DOCUMENT_COLUMNS` for the documents table of ``db``, ``''`` for a source column it lacks
+    (a damaged index made before them is salvaged all the same)."""
+    have = {r[1] for r in db.execute('PRAGMA table_info("documents")')}
+    return ", ".join(c if c in have or c not in SOURCE_COLUMNS else f"'' AS {c}"
+                     for c in (c.strip() for c in DOCUMENT_COLUMNS.split(",")))
+
+
+def stored_document(doc_id: str, key: str, source: str, title: str, lang: str, text: str, meta: str | None,
+                    date: str = "", date_source: str = "", url: str = "", author: str = "") -> Document:
     """A :class:`Document` from its stored row (:data:`DOCUMENT_COLUMNS`): the hash is that of the text,
     and meta that is not valid JSON reads as empty."""
     try:
         meta = json.loads(meta) if meta else {}
     except json.JSONDecodeError:
         meta = {}
-    return Document(doc_id, key, source, title, text, lang, text_hash(text), meta)
+    return Document(doc_id, key, source, title, text, lang, text_hash(text), meta,
+                    date or "", date_source or "", url or "", author or "")
 
 
 class Store:
@@ -143,6 +175,7 @@ class Store:
         if create:
             self.db.executescript(SCHEMA)
         self._check_tables()
+        self.upgrade()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -174,6 +207,59 @@ class Store:
             if not wanted <= have:
                 raise IndexCorrupt(f"{self.db_path}: table {table} lacks column(s) {', '.join(sorted(wanted - have))}",
                                    Remedy.REPAIR, str(self.folder))
+
+    def upgrade(self) -> None:
+        """Give an index made before them the documents' date, URL and author columns and the pages table.
+
+        One transaction: the columns are added and filled from what the index kept (a JSONL
+        record's ``url`` and ``date`` were in ``meta``; otherwise the date is the modification
+        day of the document's file, when it is still there, marked ``file``). Nothing else
+        changes: no document is read or encoded again.
+
+        Raises
+        ------
+        IndexMismatch
+            When the index needs it but cannot be written.
+        """
+        if self._missing_parts():
+            try:
+                with self.transaction() as db:
+                    missing = self._missing_parts()
+                    for column in missing:
+                        if column != "pages":
+                            db.execute(f"ALTER TABLE documents ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+                    for statement in filter(None, (p.strip() for p in PAGES_SCHEMA.split(";"))):
+                        db.execute(statement)  # one by one: executescript would commit the transaction
+                    if "date" in missing:
+                        self._fill_sources(db)
+            except sqlite3.OperationalError as exc:
+                raise IndexMismatch(f"{self.folder}/ was made by an earlier version: its documents need date and "
+                                    f"link columns, but it cannot be written ({exc}); open it once where it can "
+                                    f"be, or rebuild it", Remedy.REBUILD, str(self.folder)) from None
+
+    def _missing_parts(self) -> list[str]:
+        have = {r[1] for r in self.db.execute('PRAGMA table_info("documents")')}
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        missing = [c for c in SOURCE_COLUMNS if c not in have]
+        return missing + ([] if {"pages", "documents_date"} <= tables else ["pages"])
+
+    @staticmethod
+    def _fill_sources(db: sqlite3.Connection) -> None:
+        """Dates and URLs of documents indexed before the columns existed (in the caller's transaction)."""
+        rows = db.execute("SELECT id, key, meta FROM documents").fetchall()
+        updates = []
+        for doc_id, key, meta in rows:
+            try:
+                meta = json.loads(meta) if meta else {}
+            except json.JSONDecodeError:
+                meta = {}
+            meta = meta if isinstance(meta, dict) else {}
+            url = meta.get("url") if is_address(meta.get("url")) else ""
+            day, source = normalize_date(meta.get("date")), DateSource.PUBLISHED.value
+            if day is None:
+                day, source = _file_day_of(key), DateSource.FILE.value
+            updates.append((day or "", source if day else "", url, doc_id))
+        db.executemany("UPDATE documents SET date=?, date_source=?, url=? WHERE id=?", updates)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -214,8 +300,8 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
     def documents(self) -> list[dict]:
         """All documents (without their text), ordered by source."""
-        cur = self.db.execute("SELECT id, key, source, title, lang, sha256, chunks, indexed, meta "
-                              "FROM documents ORDER BY source")
+        cur = self.db.execute("SELECT id, key, source, title, lang, sha256, chunks, indexed, meta, date, date_source, "
+                              "url, author FROM documents ORDER BY source")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur]
 
@@ -241,9 +327,11 @@ class Store:
             return {}
         marks = ",".join("?" * len(rowids))
         cur = self.db.execute(
-            f'SELECT c.rowid, c.id, c.doc_id, c.start, c."end", c.text, d.source, d.title, d.lang '
-            f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.rowid IN ({marks})", rowids)
-        keys = ("rowid", "chunk_id", "doc_id", "start", "end", "text", "source", "title", "lang")
+            f'SELECT c.rowid, c.id, c.doc_id, c.start, c."end", c.text, d.source, d.title, d.lang, d.date, '
+            f"d.date_source, d.url, d.author FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            f"WHERE c.rowid IN ({marks})", rowids)
+        keys = ("rowid", "chunk_id", "doc_id", "start", "end", "text", "source", "title", "lang", "date",
+                "date_source", "url", "author")
         return {r[0]: dict(zip(keys, r)) for r in cur}
 
     def rowids_of_docs(self, doc_ids: Iterable[str]) -> np.ndarray:
@@ -254,6 +342,19 @@ class Store:
         marks = ",".join("?" * len(doc_ids))
         rows = self.db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({marks})", doc_ids).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def rowids_dated(self, since: str | None, until: str | None) -> np.ndarray:
+        """Chunk rowids of the documents dated from ``since`` to ``until`` (ISO days, both included;
+        None: open). A document without a date is in no range."""
+        sql = "SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.date != ''"
+        args = []
+        if since:
+            sql += " AND d.date >= ?"
+            args.append(since)
+        if until:
+            sql += " AND d.date <= ?"
+            args.append(until)
+        return np.array([r[0] for r in self.db.execute(sql, args)], dtype=np.int64)
 
     def resolve_docs(self, names: Iterable[str]) -> list[str]:
         """Document ids matching ids, sources or source prefixes (a folder), or titles."""
@@ -343,6 +444,8 @@ class Store:
                 db.execute("DELETE FROM documents")
             self.forget_files(None if change.rebuild else (f for k in change.gone_keys for f in key_files(k)))
             self.record_files(change.stamps, change.reader)
+            self.forget_pages(None if change.rebuild else change.gone_keys)
+            self.record_pages(change.pages, change.page_reader)
             for i in range(0, len(gone), 500):
                 part = gone[i:i + 500]
                 marks = ",".join("?" * len(part))
@@ -350,10 +453,10 @@ class Store:
                 db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
             stamp = layout.now_iso()
             db.executemany(
-                "INSERT INTO documents(id, key, source, title, lang, sha256, text, meta, chunks, indexed) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO documents(id, key, source, title, lang, sha256, text, meta, chunks, indexed, date, "
+                "date_source, url, author) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(d.id, d.key, d.source, d.title, d.lang, d.sha256, d.text, json.dumps(d.meta, ensure_ascii=False),
-                  counts.get(d.id, 0), stamp) for d in change.documents])
+                  counts.get(d.id, 0), stamp, d.date, d.date_source, d.url, d.author) for d in change.documents])
             db.executemany('INSERT INTO chunks(rowid, id, doc_id, ordinal, start, "end", text, hash, terms) '
                            "VALUES (?,?,?,?,?,?,?,?,?)", change.chunks)
             if inside is not None:
@@ -391,6 +494,28 @@ class Store:
         for i in range(0, len(paths), 500):
             part = paths[i:i + 500]
             self.db.execute(f"DELETE FROM files WHERE path IN ({','.join('?' * len(part))})", part)
+
+    # -- web pages --------------------------------------------------------------------------
+    def page_validators(self, reader: str) -> dict[str, Validators]:
+        """Validators of the pages read by ``reader`` (:func:`rag.web.web_version`...), by document key."""
+        rows = self.db.execute("SELECT key, url, final_url, etag, last_modified, body_sha256 FROM pages "
+                               "WHERE reader=?", (reader,)).fetchall()
+        return {key: Validators(*rest) for key, *rest in rows}
+
+    def record_pages(self, pages: dict[str, Validators], reader: str) -> None:
+        """Record page validators (in the caller's transaction, if any)."""
+        self.db.executemany("INSERT OR REPLACE INTO pages(key, url, final_url, etag, last_modified, body_sha256, "
+                            "reader) VALUES (?,?,?,?,?,?,?)", [(k, *v, reader) for k, v in pages.items()])
+
+    def forget_pages(self, keys: Iterable[str] | None = None) -> None:
+        """Drop the validators of ``keys`` (all of them when None), in the caller's transaction if any."""
+        if keys is None:
+            self.db.execute("DELETE FROM pages")
+            return
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            self.db.execute(f"DELETE FROM pages WHERE key IN ({','.join('?' * len(part))})", part)
 
     # -- embedding cache --------------------------------------------------------------------
     def cached_vectors(self, model: str, hashes: list[str], dim: int) -> dict[str, np.ndarray]:
@@ -438,7 +563,6 @@ class Store:
             fh.close()
 
 
-
 def docs_under(docs: Iterable[dict], paths: Iterable[str]) -> list[str]:
     """Ids of the documents (rows of :meth:`Store.documents`) read from these resolved files or below these folders.
 
@@ -448,6 +572,16 @@ def docs_under(docs: Iterable[dict], paths: Iterable[str]) -> list[str]:
     wanted = set(paths)
     return sorted({d["id"] for d in docs if not wanted.isdisjoint(key_files(d["key"]))
                    or any(d["key"].startswith(w + os.sep) for w in wanted)})
+
+
+def _file_day_of(key: str) -> str | None:
+    """The modification day of the file a document key comes from, if it is still there."""
+    for path in key_files(key):
+        try:
+            return file_day(os.stat(path).st_mtime)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _like_prefix(name: str) -> str:

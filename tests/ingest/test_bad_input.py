@@ -23,7 +23,7 @@ EXPECTED_SKIPS = {
     "whitespace.md": "empty file",
     "binary.txt": "binary file",
     "latin1.txt": "not valid UTF-8",
-    "notes.docx": "unsupported extension '.docx'",
+    "notes.docx": "not a valid Word file",
     "scan.pdf": "no text layer",
     "malformed.pdf": "malformed PDF",
     "data.json": "not a SQuAD-format file",

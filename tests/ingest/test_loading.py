@@ -57,7 +57,9 @@ def test_jsonl_articles_and_broken_lines(tmp_path):
              json.dumps({"title": "Solar", "text": ARTICLE_EN})]
     res = _one(tmp_path, "feed.jsonl", "\n".join(lines) + "\n")
     assert [d.title for d in res.documents] == ["Pont", "Solar"]
-    assert res.documents[0].meta == {"url": "https://ex.fr/pont", "date": "2026-01-02"}
+    pont, solar = res.documents
+    assert (pont.url, pont.date, pont.date_source) == ("https://ex.fr/pont", "2026-01-02", "published")
+    assert solar.url == "" and solar.date_source == "file" and len(solar.date) == 10
     assert [s.path.rsplit(":", 1)[1] for s in res.skipped] == ["2", "3"]
     assert "invalid JSON" in res.skipped[0].reason and '"text"' in res.skipped[1].reason
 
@@ -83,7 +85,8 @@ def test_squad_json_gives_one_document_per_paragraph_with_clean_titles(tmp_path)
     ("blank.txt", b"  \n\n ", "empty file"),
     ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR" + bytes(range(256)), "binary file"),
     ("latin1.txt", "Les États-Unis et l'Iran".encode("latin-1"), "not valid UTF-8"),
-    ("report.docx", b"PK\x03\x04 whatever", "unsupported extension '.docx'"),
+    ("report.docx", b"PK\x03\x04 whatever", "not a valid Word file"),
+    ("report.doc", b"\xd0\xcf\x11\xe0 old Word", "unsupported extension '.doc'"),
     ("broken.pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog", "malformed PDF"),
     ("list.json", b'["not", "squad"]', "not a SQuAD-format file"),
 ])

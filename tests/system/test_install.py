@@ -23,8 +23,13 @@ def test_pip_install_without_extras_builds_the_seeds_and_answers(tmp_path):
     venv = tmp_path / "venv"
     assert _run([base, "-m", "venv", str(venv)], tmp_path).returncode == 0
     py = str(venv / "bin" / "python")
+    src = tmp_path / "src"  # what a release holds: the packages and their metadata, not .venv or indexes
+    for name in ("rag", "ui"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     # the CPU build of torch first, as scripts/setup.sh does (a bare requirement would pull CUDA)
-    for args in (["torch==2.13.0"], [str(ROOT)]):
+    for args in (["torch==2.13.0"], [str(src)]):
         res = _run([py, "-m", "pip", "install", "--quiet", *args], tmp_path)
         assert res.returncode == 0, res.stderr[-3000:]
     assert _run([py, "-c", "import gradio"], tmp_path).returncode != 0  # really the base install
