@@ -149,7 +149,7 @@ def exact(args) -> dict:
             pg = PgIndex(conn, manifest.dimensions, vtype)
             pg.create()
             t0 = time.perf_counter()
-            pg.bulk_load(docs)
+            pg.bulk_load([docs])
             pg.make_hnsw()
             pg.analyze()
             load_s = time.perf_counter() - t0
@@ -229,7 +229,170 @@ def _ranked(fused: list, rows: dict[int, dict], k: int) -> list[str]:
     return [h.doc_id for h in collapse(hits, 10)]
 
 
-SECTIONS = {"exact": exact}
+# -- composed corpora -------------------------------------------------------------------------
+class Composer:
+    """Synthetic French articles composed of PIAF sentences, chunked by words, with composed vectors and terms.
+
+    As :mod:`bench.corpus`: every PIAF sentence and title has its real vector (cached), a chunk's
+    vector is the normalised mean of its pieces' (title and sentences). A chunk's terms are its
+    pieces' :func:`rag.lexical.index_terms` put together (the analysis works word by word, so
+    that is the terms of the chunk's text). Chunks are cut at sentence ends at about 150 words
+    (the product's chunker cuts at 200 model tokens; it is not what is measured here).
+    """
+
+    WORDS = 150
+
+    def __init__(self, seed: int = 0):
+        from rag.embedding import get_embedder
+        from rag.lexical import index_terms
+
+        from .corpus import load_piaf, piece_vectors
+
+        self.piaf = load_piaf(PIAF)
+        self.embedder = get_embedder()
+        pieces, vectors = piece_vectors(self.embedder, self.piaf)
+        self.vector = dict(zip(pieces, vectors))
+        self.sentences, self.titles = self.piaf.sentences, self.piaf.titles
+        self.vocab: dict[str, int] = {}  # term ids (from 1), for PgIndex.bulk_load
+        self.terms = {p: np.array([self.vocab.setdefault(t, len(self.vocab) + 1) for t in index_terms(p, "fr")],
+                                  dtype=np.int64) for p in pieces}
+        self.words = {p: len(p.split()) for p in pieces}
+        self.seed = seed
+
+    def documents(self, n: int, first: int = 0, rowid: int = 1, variant: int = 0) -> tuple[list[DocRow], int]:
+        """``n`` articles numbered from ``first``; chunk rowids from ``rowid``. Returns (documents, next rowid)."""
+        import hashlib
+
+        rng = np.random.default_rng([self.seed, first, variant])
+        out = []
+        for i in range(first, first + n):
+            title = self.titles[int(rng.integers(len(self.titles)))]
+            picks = [self.sentences[j] for j in rng.choice(len(self.sentences), int(rng.integers(3, 10)), replace=False)]
+            groups, cur, words = [], [], 0
+            for s in picks:
+                if cur and words + self.words[s] > self.WORDS:
+                    groups.append(cur)
+                    cur, words = [], 0
+                cur.append(s)
+                words += self.words[s]
+            groups.append(cur)
+            text = " ".join(picks)
+            doc_id = hashlib.sha1(f"synthetic://{i}/{variant}".encode()).hexdigest()[:16]
+            chunks, pos = [], 0
+            for o, g in enumerate(groups):
+                body = " ".join(g)
+                v = np.mean([self.vector[title]] + [self.vector[s] for s in g], axis=0)
+                chunk_text = f"{title}\n{body}"
+                chunks.append(ChunkRow(rowid, f"{doc_id}:{o}", o, pos, pos + len(body), body,
+                                       hashlib.sha256(chunk_text.encode()).hexdigest(),
+                                       np.concatenate([self.terms[p] for p in [title, *g]]),
+                                       (v / np.linalg.norm(v)).astype(np.float32)))
+                rowid += 1
+                pos += len(body) + 1
+            out.append(DocRow(doc_id, f"synthetic://{i}", f"synthetic/{i:07d}", title, "fr",
+                              hashlib.sha256(text.encode()).hexdigest(), text, {}, chunks))
+        return out, rowid
+
+    def batches(self, n_chunks: int, batch: int = 5000):
+        """Batches of articles until ``n_chunks`` chunks are made (the last batch cut to fit)."""
+        made, rowid, first = 0, 1, 0
+        while made < n_chunks:
+            docs, rowid_next = self.documents(batch, first, rowid)
+            keep = []
+            for d in docs:
+                if made >= n_chunks:
+                    break
+                keep.append(d)
+                made += len(d.chunks)
+            rowid = keep[-1].chunks[-1].rowid + 1
+            first += len(keep)
+            yield keep
+
+
+def scale(args) -> dict:
+    """Bulk load of ``--chunks`` composed chunks, HNSW build, recall by ef_search, retrieval latency."""
+    from tqdm import tqdm
+
+    config = Config()
+    composer = Composer()
+    questions = [q for q, _ in piaf_questions()]
+    rng = np.random.default_rng(5)
+    sample = [questions[i] for i in rng.choice(len(questions), args.queries, replace=False)]
+    from .corpus import cached_vectors
+
+    qvecs = cached_vectors(composer.embedder, sample, "questions")
+    out: dict = {"target_chunks": args.chunks, "queries": len(sample), "vector_type": args.vtype}
+    with server() as dsn:
+        conn = connect(dsn)
+        pg = PgIndex(conn, composer.embedder.dim, args.vtype)
+        pg.create()
+        t0 = time.perf_counter()
+        all_vecs: list[np.ndarray] = []
+        ids: list[int] = []
+        bar = tqdm(desc="loading", unit="doc", disable=not sys.stderr.isatty())
+
+        def batches():
+            for docs in composer.batches(args.chunks):
+                for d in docs:
+                    for c in d.chunks:
+                        ids.append(c.rowid)
+                        all_vecs.append(c.vector)
+                yield docs
+
+        pg.bulk_load(batches(), progress=bar.update, vocab=composer.vocab)
+        bar.close()
+        out["load_and_lexical_indexes_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        pg.make_hnsw(args.m, args.efc)
+        out["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
+        out["hnsw"] = {"m": args.m, "ef_construction": args.efc}
+        t0 = time.perf_counter()
+        pg.analyze()
+        out["vacuum_analyze_s"] = round(time.perf_counter() - t0, 1)
+        out["rows"] = pg.counts()
+        out["database_mb"] = round(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20)
+        out["table_mb"] = {t: round(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0] / 2**20)
+                           for t in ("chunks", "chunk_postings", "doc_postings", "documents", "terms")}
+        out["hnsw_mb"] = round(conn.execute("SELECT pg_relation_size('chunks_hnsw')").fetchone()[0] / 2**20)
+        ids_arr, mat = np.array(ids), np.vstack(all_vecs)
+        del all_vecs
+        exact_top = [ids_arr[np.argsort(-(mat @ q), kind="stable")[:100]] for q in qvecs]
+        del mat
+        recall = {}
+        for ef in args.ef_list:
+            r10, r100, times = [], [], []
+            for q, truth in zip(qvecs, exact_top):
+                t1 = time.perf_counter()
+                got, _ = pg.dense(q, 100, ef_search=ef)
+                times.append(time.perf_counter() - t1)
+                r10.append(len(set(got[:10].tolist()) & set(truth[:10].tolist())) / 10)
+                r100.append(len(set(got.tolist()) & set(truth.tolist())) / 100)
+            recall[str(ef)] = {"recall@10": round(float(np.mean(r10)), 4), "recall@100": round(float(np.mean(r100)), 4),
+                               "dense_ms": percentiles_ms(times)}
+        out["dense_by_ef_search"] = recall
+        ef = args.ef
+        lex_t, dense_t, total_t = [], [], []
+        for _ in range(2):  # the first pass warms the caches; the second is timed
+            lex_t, dense_t, total_t = [], [], []
+            for question, q in zip(sample, qvecs):
+                t1 = time.perf_counter()
+                lang = detect_language(question, config.default_lang)
+                lex = pg.lexical({"fr": query_terms(question, "fr", lang)}, config.candidates, config.doc_weight)
+                t2 = time.perf_counter()
+                dense = pg.dense(q, config.candidates, ef_search=ef)
+                t3 = time.perf_counter()
+                fuse(lex, dense, config.bm25_weight)
+                t4 = time.perf_counter()
+                lex_t.append(t2 - t1)
+                dense_t.append(t3 - t2)
+                total_t.append(t4 - t1)
+        out["retrieval"] = {"ef_search": ef, "lexical_ms": percentiles_ms(lex_t), "dense_ms": percentiles_ms(dense_t),
+                            "lexical_dense_fusion_ms": percentiles_ms(total_t)}
+        conn.close()
+    return out
+
+
+SECTIONS = {"exact": exact, "scale": scale}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef", type=int, default=100, help="hnsw.ef_search")
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=200, help="PIAF questions timed (scale)")
+    parser.add_argument("--vtype", choices=("halfvec", "vector"), default="halfvec")
+    parser.add_argument("--m", type=int, default=16, help="HNSW m")
+    parser.add_argument("--efc", type=int, default=64, help="HNSW ef_construction")
+    parser.add_argument("--ef-list", type=lambda s: [int(x) for x in s.split(",")], default=[40, 100, 200],
+                        help="ef_search values measured for recall (scale)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

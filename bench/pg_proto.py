@@ -31,8 +31,9 @@ K1, B = 0.9, 0.5
 SCHEMA = """
 CREATE TABLE manifest (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE langs (code smallint PRIMARY KEY, name text UNIQUE NOT NULL);
+CREATE SEQUENCE doc_no;
 CREATE TABLE documents (
-    doc_no integer GENERATED ALWAYS AS IDENTITY UNIQUE,
+    doc_no integer UNIQUE NOT NULL DEFAULT nextval('doc_no'),
     id text PRIMARY KEY, key text UNIQUE NOT NULL, source text NOT NULL, title text NOT NULL,
     lang smallint NOT NULL REFERENCES langs(code), sha256 text NOT NULL, text text NOT NULL,
     meta jsonb NOT NULL DEFAULT '{{}}', chunks integer NOT NULL DEFAULT 0, indexed timestamptz NOT NULL DEFAULT now(),
@@ -141,6 +142,35 @@ class DocRow:
     chunks: list[ChunkRow]
 
 
+def binary_copy(cur, sql: str, columns: list[tuple[Sequence[int], str]]) -> None:
+    """COPY integer columns in PostgreSQL's binary format, built whole with numpy (no per-row Python)."""
+    n = len(columns[0][0])
+    fields = [("count", ">i2")]
+    for i, (_, kind) in enumerate(columns):
+        fields += [(f"len{i}", ">i4"), (f"v{i}", kind)]
+    rows = np.zeros(n, dtype=np.dtype(fields))
+    rows["count"] = len(columns)
+    for i, (values, kind) in enumerate(columns):
+        rows[f"len{i}"] = np.dtype(kind).itemsize
+        rows[f"v{i}"] = np.asarray(values)
+    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+    with cur.copy(sql) as cp:
+        cp.write(header)
+        step = 1 << 20
+        for i in range(0, n, step):
+            cp.write(rows[i:i + step].tobytes())
+        cp.write(b"\xff\xff")
+
+
+def _pairs(ids: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (term, row) pairs of the occurrences and their counts."""
+    keys = np.sort(ids * n_rows + rows)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else np.zeros(0, np.int64)
+    counts = np.diff(np.append(starts, len(keys)))
+    term, row = np.divmod(keys[starts], n_rows)
+    return term, row, counts
+
+
 def vec_literal(v: np.ndarray) -> str:
     """pgvector's text form of a vector."""
     return "[" + ",".join(f"{x:.8g}" for x in np.asarray(v, dtype=np.float32).tolist()) + "]"
@@ -183,68 +213,110 @@ class PgIndex:
                 self._langs = dict(self.conn.execute("SELECT name, code FROM langs").fetchall())
         return self._langs[name]
 
-    def bulk_load(self, docs: Sequence[DocRow], progress=None) -> None:
-        """Load ``docs`` into empty tables with COPY, then compute frequencies and make the indexes."""
-        vocab: dict[str, int] = {}
-        df: Counter = Counter()
-        doc_df: Counter = Counter()
-        n_chunks = chunk_terms = n_docs = doc_terms = 0
+    def bulk_load(self, batches: Iterable[Sequence[DocRow]], progress=None, vocab: dict[str, int] | None = None) -> None:
+        """Load batches of documents into empty tables (binary COPY), then count frequencies and make the indexes.
+
+        One transaction: a reader sees nothing, then everything. Chunk terms are strings, or
+        arrays of ids of ``vocab`` (numbered from 1), which then names every term.
+        """
+        from pgvector.psycopg import register_vector
+
+        register_vector(self.conn)
+        vocab = {} if vocab is None else vocab
+        df: list[int] = [0]
+        doc_df: list[int] = [0]
+        totals = np.zeros(4, dtype=np.int64)  # chunks, their terms, documents, their terms
+        next_doc = 1
         with self.conn.transaction():
-            for name in sorted({d.lang for d in docs}):
-                self.lang_code(name)
             cur = self.conn.cursor()
-            with cur.copy("COPY documents (id, key, source, title, lang, sha256, text, meta, chunks, n_terms) "
-                          "FROM STDIN") as cp:
-                for d in docs:
-                    cp.write_row((d.doc_id, d.key, d.source, d.title, self._langs[d.lang], d.sha256, d.text,
-                                  json.dumps(d.meta, ensure_ascii=False), len(d.chunks),
-                                  sum(max(len(c.terms), 0) for c in d.chunks)))
-            doc_no = dict(self.conn.execute("SELECT id, doc_no FROM documents").fetchall())
-            with cur.copy('COPY chunks (rowid, id, doc_no, ordinal, start, "end", text, hash, n_terms, embedding) '
-                          "FROM STDIN") as cp:
-                for d in docs:
-                    for c in d.chunks:
-                        cp.write_row((c.rowid, c.chunk_id, doc_no[d.doc_id], c.ordinal, c.start, c.end, c.text,
-                                      c.hash, len(c.terms), vec_literal(c.vector)))
-            with cur.copy("COPY chunk_postings (term_id, rowid, doc_no, lang, tf, len) FROM STDIN") as cp:
-                for d in docs:
-                    lang, dn = self._langs[d.lang], doc_no[d.doc_id]
-                    for c in d.chunks:
-                        counts = Counter(c.terms)
-                        length = max(len(c.terms), 1)  # a chunk without terms counts 1, as bm25s's empty term
-                        n_chunks += 1
-                        chunk_terms += length
-                        buf = []
-                        for term, tf in counts.items():
-                            tid = vocab.setdefault(term, len(vocab) + 1)
-                            df[tid] += 1
-                            buf.append(f"{tid}\t{c.rowid}\t{dn}\t{lang}\t{tf}\t{length}\n")
-                        cp.write("".join(buf))
-                    if progress:
-                        progress(1)
-            with cur.copy("COPY doc_postings (term_id, doc_no, lang, tf, len) FROM STDIN") as cp:
-                for d in docs:
-                    if not d.chunks:
-                        continue
-                    counts = Counter(t for c in d.chunks for t in c.terms)
-                    length = max(sum(counts.values()), 1)
-                    n_docs += 1
-                    doc_terms += length
-                    lang, dn = self._langs[d.lang], doc_no[d.doc_id]
-                    buf = []
-                    for term, tf in counts.items():
-                        tid = vocab[term]
-                        doc_df[tid] += 1
-                        buf.append(f"{tid}\t{dn}\t{lang}\t{tf}\t{length}\n")
-                    cp.write("".join(buf))
+            for docs in batches:
+                for name in sorted({d.lang for d in docs} - set(self._langs)):
+                    self.lang_code(name)
+                numbers = list(range(next_doc, next_doc + len(docs)))
+                next_doc += len(docs)
+                self._copy_records(cur, docs, numbers)
+                self._copy_postings(cur, docs, numbers, vocab, df, doc_df, totals)
+                if progress:
+                    progress(len(docs))
             with cur.copy("COPY terms (term_id, term, df, doc_df) FROM STDIN") as cp:
                 for term, tid in vocab.items():
                     cp.write_row((tid, term, df[tid], doc_df[tid]))
-            self.conn.execute("SELECT setval('term_id', %s)", (len(vocab) + 1,))
-            self.conn.execute("SELECT setval('chunk_rowid', (SELECT coalesce(max(rowid), 0) + 1 FROM chunks))")
-            self.conn.execute("UPDATE lexical_stats SET chunks = %s, chunk_terms = %s, docs = %s, doc_terms = %s",
-                              (n_chunks, chunk_terms, n_docs, doc_terms))
-            self.conn.execute(INDEXES)
+            ex = self.conn.execute
+            ex("SELECT setval('term_id', %s)", (len(vocab) + 1,))
+            ex("SELECT setval('doc_no', %s)", (next_doc,))
+            ex("SELECT setval('chunk_rowid', (SELECT coalesce(max(rowid), 0) + 1 FROM chunks))")
+            ex("UPDATE lexical_stats SET chunks = %s, chunk_terms = %s, docs = %s, doc_terms = %s",
+               tuple(int(x) for x in totals))
+            ex(INDEXES)
+
+    def _copy_records(self, cur, docs: Sequence[DocRow], numbers: Sequence[int]) -> None:
+        """Documents and chunks of one batch (binary COPY: vectors go as pgvector's binary form)."""
+        from pgvector import HalfVector, Vector
+
+        wrap = HalfVector if self.vtype == "halfvec" else Vector
+        with cur.copy("COPY documents (doc_no, id, key, source, title, lang, sha256, text, meta, chunks, n_terms) "
+                      "FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "text", "text", "text", "text", "int2", "text", "text", "jsonb", "int4", "int4"])
+            for dn, d in zip(numbers, docs):
+                cp.write_row((dn, d.doc_id, d.key, d.source, d.title, self._langs[d.lang], d.sha256, d.text,
+                              json.dumps(d.meta, ensure_ascii=False), len(d.chunks),
+                              sum(len(c.terms) for c in d.chunks)))
+        with cur.copy('COPY chunks (rowid, id, doc_no, ordinal, start, "end", text, hash, n_terms, embedding) '
+                      "FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "text", "int4", "int4", "int4", "int4", "text", "text", "int4", self.vtype])
+            for dn, d in zip(numbers, docs):
+                for c in d.chunks:
+                    cp.write_row((c.rowid, c.chunk_id, dn, c.ordinal, c.start, c.end, c.text, c.hash, len(c.terms),
+                                  wrap(np.asarray(c.vector, dtype=np.float32))))
+
+    def _copy_postings(self, cur, docs: Sequence[DocRow], numbers: Sequence[int], vocab: dict[str, int],
+                       df: list[int], doc_df: list[int], totals: np.ndarray) -> None:
+        """Chunk and document postings of one batch, numbered through ``vocab``, frequencies counted (numpy)."""
+        ids, rows, lens, row_ids, row_docs, row_langs = [], [], [], [], [], []
+        for dn, d in zip(numbers, docs):
+            lang = self._langs[d.lang]
+            for c in d.chunks:
+                t = (c.terms if isinstance(c.terms, np.ndarray)
+                     else np.fromiter((vocab.setdefault(x, len(vocab) + 1) for x in c.terms), np.int64, len(c.terms)))
+                ids.append(t)
+                rows.append(np.full(len(t), len(row_ids), dtype=np.int64))
+                lens.append(max(len(t), 1))  # a chunk without terms counts 1, as bm25s's empty term
+                row_ids.append(c.rowid)
+                row_docs.append(dn)
+                row_langs.append(lang)
+        if not row_ids:
+            return
+        ids_a, rows_a = np.concatenate(ids).astype(np.int64), np.concatenate(rows)
+        lens_a, rid_a = np.array(lens, dtype=np.int64), np.array(row_ids, dtype=np.int64)
+        docs_a, langs_a = np.array(row_docs, dtype=np.int64), np.array(row_langs, dtype=np.int64)
+        vocab_size = int(ids_a.max(initial=0)) + 1
+        grow = max(vocab_size, len(vocab) + 1) - len(df)
+        if grow > 0:
+            df.extend([0] * grow)
+            doc_df.extend([0] * grow)
+        term, row, tf = _pairs(ids_a, rows_a, len(rid_a))
+        df_add = np.bincount(term, minlength=len(df))
+        binary_copy(cur, "COPY chunk_postings (term_id, rowid, doc_no, lang, tf, len) FROM STDIN (FORMAT BINARY)",
+                    [(term, ">i4"), (rid_a[row], ">i8"), (docs_a[row], ">i4"), (langs_a[row], ">i2"), (tf, ">i2"),
+                     (lens_a[row], ">i2")])
+        # documents: the same occurrences, owned by the chunk's document (ordinal within the batch)
+        doc_of_row = np.unique(docs_a, return_inverse=True)[1]
+        n_docs = int(doc_of_row.max()) + 1
+        dterm, dord, dtf = _pairs(ids_a, doc_of_row[rows_a], n_docs)
+        dlen = np.maximum(np.bincount(doc_of_row, weights=lens_a * (np.bincount(rows_a, minlength=len(rid_a)) > 0),
+                                      minlength=n_docs).astype(np.int64), 1)
+        doc_no = np.zeros(n_docs, dtype=np.int64)
+        doc_no[doc_of_row] = docs_a
+        doc_lang = np.zeros(n_docs, dtype=np.int64)
+        doc_lang[doc_of_row] = langs_a
+        doc_df_add = np.bincount(dterm, minlength=len(df))
+        binary_copy(cur, "COPY doc_postings (term_id, doc_no, lang, tf, len) FROM STDIN (FORMAT BINARY)",
+                    [(dterm, ">i4"), (doc_no[dord], ">i4"), (doc_lang[dord], ">i2"), (dtf, ">i4"), (dlen[dord], ">i4")])
+        for i in np.flatnonzero(df_add).tolist():
+            df[i] += int(df_add[i])
+        for i in np.flatnonzero(doc_df_add).tolist():
+            doc_df[i] += int(doc_df_add[i])
+        totals += [len(rid_a), int(lens_a.sum()), n_docs, int(dlen.sum())]
 
     def make_hnsw(self, m: int = 16, ef_construction: int = 64) -> None:
         """Build the HNSW index over the chunk vectors (inner product)."""
