@@ -156,7 +156,8 @@ def exact(args) -> dict:
             raw_diff = blend_diff = dense_diff = 0.0
             lex_lists_differ = dense_lists_differ = fused_top10_differ = 0
             ranked_local, ranked_pg, gold = [], [], []
-            lex_ms, dense_ms = [], []
+            lex_ms, dense_ms, packed_ms = [], [], []
+            packed_differ, packed_diff = 0, 0.0
             for (question, g), qv in zip(questions, qvecs):
                 lang = detect_language(question, config.default_lang)
                 terms = {name: query_terms(question, name, lang) for name in lexical.lang_names}
@@ -171,8 +172,13 @@ def exact(args) -> dict:
                 t1 = time.perf_counter()
                 pg_lex = pg.lexical(terms, n, config.doc_weight)
                 t2 = time.perf_counter()
+                packed = pg.lexical_packed(terms, n, config.doc_weight)
+                packed_ms.append(time.perf_counter() - t2)
+                packed_differ += _differ(local_lex, packed, 1e-5)
+                packed_diff = max(packed_diff, _max_diff(local_lex, packed))
+                t2 = time.perf_counter()
                 local_dense = vectors.search(qv, n)
-                pg_dense = pg.dense(qv, n, ef_search=None if vtype == "vector" else args.ef)
+                pg_dense = pg.dense(qv, n, ef_search=args.ef, exact=vtype == "vector")
                 t3 = time.perf_counter()
                 lex_ms.append(t2 - t1)
                 dense_ms.append(t3 - t2)
@@ -196,6 +202,8 @@ def exact(args) -> dict:
                 "fused_top10_differing": fused_top10_differ,
                 "local": _metrics(ranked_local, gold), "postgresql": _metrics(ranked_pg, gold),
                 "lexical_ms": percentiles_ms(lex_ms), "dense_ms": percentiles_ms(dense_ms),
+                "packed": {"max_abs_diff_blended_top100": packed_diff, "lexical_top100_lists_differing": packed_differ,
+                           "lexical_ms": percentiles_ms(packed_ms)},
             }
             conn.close()
     return out
@@ -277,7 +285,7 @@ class Composer:
                 words += self.words[s]
             groups.append(cur)
             text = " ".join(picks)
-            doc_id = hashlib.sha1(f"synthetic://{i}/{variant}".encode()).hexdigest()[:16]
+            doc_id = hashlib.sha1(f"synthetic://{i}".encode()).hexdigest()[:16]  # a changed article keeps its id
             chunks, pos = [], 0
             for o, g in enumerate(groups):
                 body = " ".join(g)
@@ -339,7 +347,7 @@ def scale(args) -> dict:
                         all_vecs.append(c.vector)
                 yield docs
 
-        pg.bulk_load(batches(), progress=bar.update, vocab=composer.vocab)
+        pg.bulk_load(batches(), progress=bar.update, vocab=composer.vocab, rows=args.rows)
         bar.close()
         out["load_and_lexical_indexes_s"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
@@ -371,28 +379,185 @@ def scale(args) -> dict:
                                "dense_ms": percentiles_ms(times)}
         out["dense_by_ef_search"] = recall
         ef = args.ef
-        lex_t, dense_t, total_t = [], [], []
-        for _ in range(2):  # the first pass warms the caches; the second is timed
-            lex_t, dense_t, total_t = [], [], []
-            for question, q in zip(sample, qvecs):
-                t1 = time.perf_counter()
-                lang = detect_language(question, config.default_lang)
-                lex = pg.lexical({"fr": query_terms(question, "fr", lang)}, config.candidates, config.doc_weight)
-                t2 = time.perf_counter()
-                dense = pg.dense(q, config.candidates, ef_search=ef)
-                t3 = time.perf_counter()
-                fuse(lex, dense, config.bm25_weight)
-                t4 = time.perf_counter()
-                lex_t.append(t2 - t1)
-                dense_t.append(t3 - t2)
-                total_t.append(t4 - t1)
-        out["retrieval"] = {"ef_search": ef, "lexical_ms": percentiles_ms(lex_t), "dense_ms": percentiles_ms(dense_t),
-                            "lexical_dense_fusion_ms": percentiles_ms(total_t)}
+        conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+        for name, search in ((("sql", pg.lexical),) if args.rows else ()) + (("packed", pg.lexical_packed),):
+            differ = 0
+            for _ in range(2):  # the first pass warms the caches; the second is timed
+                lex_t, dense_t, total_t = [], [], []
+                for question, q in zip(sample, qvecs):
+                    t1 = time.perf_counter()
+                    lang = detect_language(question, config.default_lang)
+                    lex = search({"fr": query_terms(question, "fr", lang)}, config.candidates, config.doc_weight)
+                    t2 = time.perf_counter()
+                    dense = pg.dense(q, config.candidates)
+                    t3 = time.perf_counter()
+                    fuse(lex, dense, config.bm25_weight)
+                    t4 = time.perf_counter()
+                    lex_t.append(t2 - t1)
+                    dense_t.append(t3 - t2)
+                    total_t.append(t4 - t1)
+            if name == "packed" and args.rows:
+                for question in sample[:50]:
+                    terms = {"fr": query_terms(question, "fr", detect_language(question, config.default_lang))}
+                    differ += _differ(pg.lexical(terms, 100, config.doc_weight),
+                                      pg.lexical_packed(terms, 100, config.doc_weight), 1e-5)
+            out[f"retrieval_{name}"] = {
+                "ef_search": ef, "lexical_ms": percentiles_ms(lex_t), "dense_ms": percentiles_ms(dense_t),
+                "lexical_dense_fusion_ms": percentiles_ms(total_t),
+                **({"top100_lists_differing_from_sql_of_50": differ} if name == "packed" and args.rows else {})}
+
         conn.close()
     return out
 
 
-SECTIONS = {"exact": exact, "scale": scale}
+def update(args) -> dict:
+    """One changed article replaced in its own transaction, in an index of ``--docs`` articles; readers meanwhile."""
+    import threading
+
+    from rag.embedding import get_embedder
+
+    composer = Composer()
+    docs, _ = composer.documents(args.docs)
+    embedder = get_embedder()
+    out: dict = {"documents": len(docs), "chunks": sum(len(d.chunks) for d in docs)}
+    with server() as dsn:
+        conn = connect(dsn)
+        pg = PgIndex(conn, composer.embedder.dim, args.vtype)
+        pg.create()
+        t0 = time.perf_counter()
+        pg.bulk_load([docs], vocab=composer.vocab, segments=False)
+        pg.make_hnsw(args.m, args.efc)
+        pg.analyze()
+        out["load_s"] = round(time.perf_counter() - t0, 1)
+        # a reader checking, in each snapshot, that the statistics agree with the rows
+        stop, seen, broken = threading.Event(), [0], [0]
+
+        def reader():
+            r = connect(dsn)
+            while not stop.is_set():
+                with r.transaction():
+                    r.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    st = r.execute("SELECT chunks, docs FROM lexical_stats").fetchone()
+                    real = r.execute("SELECT (SELECT count(*) FROM chunks), "
+                                     "(SELECT count(DISTINCT doc_no) FROM chunks)").fetchone()
+                seen[0] += 1
+                broken[0] += st != real
+            r.close()
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        times, encode_times = [], []
+        names = {i: t for t, i in composer.vocab.items()}
+        rng = np.random.default_rng(3)
+        if not pg.build_lock():
+            raise RuntimeError("build lock taken")
+        other = connect(dsn)
+        out["second_build_gets_the_lock"] = PgIndex(other, composer.embedder.dim).build_lock()
+        for k, j in enumerate(rng.choice(len(docs), args.updates, replace=False).tolist()):
+            (new,), _ = composer.documents(1, first=j, rowid=0, variant=k + 1)
+            for c in new.chunks:  # as a build has them: strings
+                c.terms = [names[t] for t in c.terms.tolist()]
+            t1 = time.perf_counter()
+            embedder.encode([f"{new.title}\n{c.text}" for c in new.chunks])  # what a build encodes for it
+            t2 = time.perf_counter()
+            pg.replace_document(new, gone_id=new.doc_id)
+            t3 = time.perf_counter()
+            encode_times.append(t2 - t1)
+            times.append(t3 - t2)
+        pg.release_lock()
+        out["second_build_gets_the_lock_after_release"] = PgIndex(other, composer.embedder.dim).build_lock()
+        other.close()
+        stop.set()
+        thread.join()
+        out["updates"] = args.updates
+        out["transaction_s"] = {"median": round(statistics.median(times), 3), "max": round(max(times), 3)}
+        out["encode_changed_chunks_s"] = {"median": round(statistics.median(encode_times), 3)}
+        out["reader_snapshots"] = seen[0]
+        out["reader_snapshots_inconsistent"] = broken[0]
+        # the kept frequencies against a recount from the postings
+        out["df_mismatches"] = conn.execute(
+            "SELECT count(*) FROM terms t LEFT JOIN (SELECT term_id, count(*) n FROM chunk_postings GROUP BY 1) c "
+            "USING (term_id) LEFT JOIN (SELECT term_id, count(*) n FROM doc_postings GROUP BY 1) d USING (term_id) "
+            "WHERE t.df <> coalesce(c.n, 0) OR t.doc_df <> coalesce(d.n, 0)").fetchone()[0]
+        out["stats_match_rows"] = conn.execute(
+            "SELECT s.chunks = (SELECT count(*) FROM chunks) AND s.docs = (SELECT count(DISTINCT doc_no) FROM chunks) "
+            "AND s.chunk_terms = (SELECT sum(greatest(n_terms, 1)) FROM chunks) FROM lexical_stats s").fetchone()[0]
+        conn.close()
+    return out
+
+
+class _Encode:
+    """A Ray Data actor holding the encoder, loaded once per actor."""
+
+    def __init__(self):
+        from rag.embedding import get_embedder
+
+        self.embedder = get_embedder()
+
+    def __call__(self, batch: dict) -> dict:
+        return {"i": batch["i"], "v": self.embedder.encode(list(batch["text"]))}
+
+
+def ray_section(args) -> dict:
+    """Ray Data encoding of PIAF-dev's chunks on a 2-node loopback cluster, against a local encode."""
+    import shutil
+
+    from rag.embedding import get_embedder
+    from rag.indexer import Indexer
+    from rag.loading import load_paths
+    from tests.servers.netns import NetNamespace
+    from tests.servers.ray_cluster import cluster_env, start_cluster
+
+    texts = [t for _, _, t in Indexer(Config()).chunk(load_paths([PIAF]).documents)]
+    embedder = get_embedder()
+    embedder.encode(texts[:8])
+    t0 = time.perf_counter()
+    local = embedder.encode(texts)
+    out: dict = {"chunks": len(texts), "local_encode_s": round(time.perf_counter() - t0, 2)}
+    ns = NetNamespace()
+    folder = Path(tempfile.mkdtemp(prefix="rag-rayb-"))
+    with ns.entered():
+        t0 = time.perf_counter()
+        cluster = start_cluster(folder)
+        out["cluster_start_s"] = round(time.perf_counter() - t0, 1)
+        os.environ.update({k: v for k, v in cluster_env(folder).items() if k.startswith("RAY_")})
+        import ray
+
+        try:
+            ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+            out["nodes"] = sum(1 for n in ray.nodes() if n["Alive"])
+
+            def run(size: tuple[int, int], kill_after: float | None = None) -> dict:
+                ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=16)
+                pool = ray.data.ActorPoolStrategy(min_size=size[0], max_size=size[1])
+                t1 = time.perf_counter()
+                it = ds.map_batches(_Encode, batch_size=32, compute=pool, num_cpus=1).iter_batches(batch_size=None)
+                got, killed_at = {}, None
+                for batch in it:
+                    got.update(zip(batch["i"].tolist(), batch["v"]))
+                    if kill_after is not None and killed_at is None and time.perf_counter() - t1 > kill_after:
+                        cluster.kill_worker()
+                        killed_at = round(time.perf_counter() - t1, 1)
+                seconds = time.perf_counter() - t1
+                vecs = np.vstack([got[i] for i in range(len(texts))]) if len(got) == len(texts) else None
+                return {"seconds": round(seconds, 2), "vectors": len(got), "complete": vecs is not None,
+                        "max_abs_diff_from_local": None if vecs is None else float(np.abs(vecs - local).max()),
+                        **({"worker_killed_at_s": killed_at} if kill_after is not None else {})}
+
+            out["two_nodes"] = run((2, 2))
+            out["two_nodes_again"] = run((2, 2))
+            out["worker_killed_mid_run"] = run((1, 2), kill_after=args.kill_after)
+            out["nodes_after_kill"] = sum(1 for n in ray.nodes() if n["Alive"])
+            out["one_node"] = run((1, 1))
+        finally:
+            ray.shutdown()
+            cluster.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+    ns.close()
+    return out
+
+
+SECTIONS = {"exact": exact, "scale": scale, "update": update, "ray": ray_section}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,6 +568,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef", type=int, default=100, help="hnsw.ef_search")
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--no-rows", dest="rows", action="store_false",
+                        help="scale: packed segments only (no row postings, no SQL BM25)")
+    parser.add_argument("--updates", type=int, default=5, help="update: articles replaced")
+    parser.add_argument("--kill-after", type=float, default=3.0, help="ray: seconds before the worker is killed")
     parser.add_argument("--queries", type=int, default=200, help="PIAF questions timed (scale)")
     parser.add_argument("--vtype", choices=("halfvec", "vector"), default="halfvec")
     parser.add_argument("--m", type=int, default=16, help="HNSW m")

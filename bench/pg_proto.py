@@ -20,6 +20,7 @@ each side's (ids, scores), as the local backend does.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -57,6 +58,17 @@ CREATE TABLE chunk_postings (term_id integer NOT NULL, rowid bigint NOT NULL, do
                              lang smallint NOT NULL, tf smallint NOT NULL, len smallint NOT NULL);
 CREATE TABLE doc_postings (term_id integer NOT NULL, doc_no integer NOT NULL, lang smallint NOT NULL,
                            tf integer NOT NULL, len integer NOT NULL);
+-- the same postings packed per (term, language, segment): int32 arrays in bytea, one segment per bulk batch
+CREATE TABLE chunk_segments (term_id integer NOT NULL, lang smallint NOT NULL, segment integer NOT NULL,
+                             rowids bytea NOT NULL, docs bytea NOT NULL, tfs bytea NOT NULL, lens bytea NOT NULL,
+                             PRIMARY KEY (term_id, lang, segment));
+CREATE TABLE doc_segments (term_id integer NOT NULL, lang smallint NOT NULL, segment integer NOT NULL,
+                           docs bytea NOT NULL, tfs bytea NOT NULL, lens bytea NOT NULL,
+                           PRIMARY KEY (term_id, lang, segment));
+ALTER TABLE chunk_segments ALTER COLUMN rowids SET STORAGE EXTERNAL, ALTER COLUMN docs SET STORAGE EXTERNAL,
+    ALTER COLUMN tfs SET STORAGE EXTERNAL, ALTER COLUMN lens SET STORAGE EXTERNAL;
+ALTER TABLE doc_segments ALTER COLUMN docs SET STORAGE EXTERNAL, ALTER COLUMN tfs SET STORAGE EXTERNAL,
+    ALTER COLUMN lens SET STORAGE EXTERNAL;
 CREATE TABLE lexical_stats (one boolean PRIMARY KEY DEFAULT true CHECK (one), chunks bigint NOT NULL,
                             chunk_terms bigint NOT NULL, docs bigint NOT NULL, doc_terms bigint NOT NULL);
 """
@@ -171,6 +183,36 @@ def _pairs(ids: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, 
     return term, row, counts
 
 
+def _score_segments(rows, info: dict, n: float, avg: float, doc_col: bool):
+    """Each posting's BM25 weight (bm25s's Lucene formula, in its float precision) from fetched segments.
+
+    ``rows`` are (term_id, lang, ids, [docs,] tfs, lens); a query term counted twice is added
+    twice, as bm25s does. Returns (ids, their documents, weights).
+    """
+    ids, docs, weights = [], [], []
+    for r in rows:
+        mult, df, _doc_df = info[(r[0], r[1])]
+        df_here = df if doc_col else _doc_df
+        arrays = [np.frombuffer(bytes(b), dtype="<i4") for b in r[2:]]
+        if doc_col:
+            rid, dno, tf, ln = arrays
+        else:
+            rid, tf, ln = arrays
+            dno = rid
+        idf = np.float32(math.log(1 + (n - df_here + 0.5) / (df_here + 0.5)))
+        tf = tf.astype(np.float32)
+        tfc = tf / (K1 * ((1 - B) + B * ln / avg) + tf)
+        w = (idf * tfc).astype(np.float32)
+        for _ in range(mult):
+            ids.append(rid)
+            docs.append(dno)
+            weights.append(w)
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return (np.concatenate(ids).astype(np.int64), np.concatenate(docs).astype(np.int64),
+            np.concatenate(weights))
+
+
 def vec_literal(v: np.ndarray) -> str:
     """pgvector's text form of a vector."""
     return "[" + ",".join(f"{x:.8g}" for x in np.asarray(v, dtype=np.float32).tolist()) + "]"
@@ -213,12 +255,16 @@ class PgIndex:
                 self._langs = dict(self.conn.execute("SELECT name, code FROM langs").fetchall())
         return self._langs[name]
 
-    def bulk_load(self, batches: Iterable[Sequence[DocRow]], progress=None, vocab: dict[str, int] | None = None) -> None:
+    def bulk_load(self, batches: Iterable[Sequence[DocRow]], progress=None, vocab: dict[str, int] | None = None,
+                  rows: bool = True, segments: bool = True) -> None:
         """Load batches of documents into empty tables (binary COPY), then count frequencies and make the indexes.
 
         One transaction: a reader sees nothing, then everything. Chunk terms are strings, or
-        arrays of ids of ``vocab`` (numbered from 1), which then names every term.
+        arrays of ids of ``vocab`` (numbered from 1), which then names every term. ``rows``:
+        one row per posting (:data:`LEXICAL_SQL` scores them); ``segments``: packed per batch
+        (:meth:`lexical_packed` scores them).
         """
+        self._write_rows, self._write_segments, self._segment = rows, segments, 0
         from pgvector.psycopg import register_vector
 
         register_vector(self.conn)
@@ -247,7 +293,7 @@ class PgIndex:
             ex("SELECT setval('chunk_rowid', (SELECT coalesce(max(rowid), 0) + 1 FROM chunks))")
             ex("UPDATE lexical_stats SET chunks = %s, chunk_terms = %s, docs = %s, doc_terms = %s",
                tuple(int(x) for x in totals))
-            ex(INDEXES)
+            ex(INDEXES if rows else "")
 
     def _copy_records(self, cur, docs: Sequence[DocRow], numbers: Sequence[int]) -> None:
         """Documents and chunks of one batch (binary COPY: vectors go as pgvector's binary form)."""
@@ -296,9 +342,10 @@ class PgIndex:
             doc_df.extend([0] * grow)
         term, row, tf = _pairs(ids_a, rows_a, len(rid_a))
         df_add = np.bincount(term, minlength=len(df))
-        binary_copy(cur, "COPY chunk_postings (term_id, rowid, doc_no, lang, tf, len) FROM STDIN (FORMAT BINARY)",
-                    [(term, ">i4"), (rid_a[row], ">i8"), (docs_a[row], ">i4"), (langs_a[row], ">i2"), (tf, ">i2"),
-                     (lens_a[row], ">i2")])
+        if self._write_rows:
+            binary_copy(cur, "COPY chunk_postings (term_id, rowid, doc_no, lang, tf, len) FROM STDIN (FORMAT BINARY)",
+                        [(term, ">i4"), (rid_a[row], ">i8"), (docs_a[row], ">i4"), (langs_a[row], ">i2"),
+                         (tf, ">i2"), (lens_a[row], ">i2")])
         # documents: the same occurrences, owned by the chunk's document (ordinal within the batch)
         doc_of_row = np.unique(docs_a, return_inverse=True)[1]
         n_docs = int(doc_of_row.max()) + 1
@@ -310,13 +357,102 @@ class PgIndex:
         doc_lang = np.zeros(n_docs, dtype=np.int64)
         doc_lang[doc_of_row] = langs_a
         doc_df_add = np.bincount(dterm, minlength=len(df))
-        binary_copy(cur, "COPY doc_postings (term_id, doc_no, lang, tf, len) FROM STDIN (FORMAT BINARY)",
-                    [(dterm, ">i4"), (doc_no[dord], ">i4"), (doc_lang[dord], ">i2"), (dtf, ">i4"), (dlen[dord], ">i4")])
+        if self._write_rows:
+            binary_copy(cur, "COPY doc_postings (term_id, doc_no, lang, tf, len) FROM STDIN (FORMAT BINARY)",
+                        [(dterm, ">i4"), (doc_no[dord], ">i4"), (doc_lang[dord], ">i2"), (dtf, ">i4"),
+                         (dlen[dord], ">i4")])
+        if self._write_segments:
+            self._segment += 1
+            self._copy_segments(cur, "chunk_segments", term, langs_a[row],
+                                {"rowids": rid_a[row], "docs": docs_a[row], "tfs": tf, "lens": lens_a[row]})
+            self._copy_segments(cur, "doc_segments", dterm, doc_lang[dord],
+                                {"docs": doc_no[dord], "tfs": dtf, "lens": dlen[dord]})
         for i in np.flatnonzero(df_add).tolist():
             df[i] += int(df_add[i])
         for i in np.flatnonzero(doc_df_add).tolist():
             doc_df[i] += int(doc_df_add[i])
         totals += [len(rid_a), int(lens_a.sum()), n_docs, int(dlen.sum())]
+
+    def _copy_segments(self, cur, table: str, term: np.ndarray, lang: np.ndarray, cols: dict[str, np.ndarray]) -> None:
+        """One segment: for each (term, language), its postings' columns as little-endian int32 arrays."""
+        key = term * 256 + lang
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        ends = np.append(starts[1:], len(key))
+        packed = {name: np.ascontiguousarray(v[order], dtype="<i4") for name, v in cols.items()}
+        names = list(cols)
+        with cur.copy(f"COPY {table} (term_id, lang, segment, {', '.join(names)}) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "int2", "int4"] + ["bytea"] * len(names))
+            for a, b in zip(starts.tolist(), ends.tolist()):
+                k = int(key[a])
+                cp.write_row((k // 256, k % 256, self._segment, *(packed[n][a:b].tobytes() for n in names)))
+
+    def lexical_packed(self, terms_by_lang: dict[str, list[str]], n: int, doc_weight: float = 0.3,
+                       allowed: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The same as :meth:`lexical`, from the packed segments, scored with numpy in this process.
+
+        One read-only REPEATABLE READ transaction reads the statistics, the query terms'
+        frequencies and their segments: one snapshot, so a concurrent commit is seen whole or not at all.
+        """
+        langs, terms = self._query(terms_by_lang)
+        if not terms:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            st = self.conn.execute("SELECT chunks, chunk_terms, docs, doc_terms FROM lexical_stats").fetchone()
+            q = self.conn.execute(
+                "SELECT t.term_id, q.lang, count(*), t.df, t.doc_df FROM unnest(%s::smallint[], %s::text[]) AS q(lang, term) "
+                "JOIN terms t ON t.term = q.term GROUP BY 1, 2, 4, 5", (langs, terms)).fetchall()
+            if not q or not st[0]:
+                return np.zeros(0, np.int64), np.zeros(0, np.float64)
+            keys = ([r[0] for r in q], [r[1] for r in q])
+            chunk_rows = self.conn.execute(
+                "SELECT term_id, lang, rowids, docs, tfs, lens FROM chunk_segments "
+                "WHERE (term_id, lang) IN (SELECT * FROM unnest(%s::int[], %s::smallint[]))", keys,
+                binary=True).fetchall()
+            doc_rows = self.conn.execute(
+                "SELECT term_id, lang, docs, tfs, lens FROM doc_segments "
+                "WHERE (term_id, lang) IN (SELECT * FROM unnest(%s::int[], %s::smallint[]))", keys,
+                binary=True).fetchall()
+        n_chunks, chunk_terms, n_docs, doc_terms = (float(x) for x in st)
+        info = {(r[0], r[1]): (r[2], r[3], r[4]) for r in q}  # multiplicity, df, doc_df
+        c_rows, c_docs, c_w = _score_segments(chunk_rows, info, n_chunks, chunk_terms / n_chunks, doc_col=True)
+        d_docs, _, d_w = _score_segments(doc_rows, info, n_docs, doc_terms / n_docs, doc_col=False)
+        if allowed is not None:
+            ok = np.asarray(list(allowed), dtype=np.int64)
+            keep = np.isin(c_docs, ok)
+            c_rows, c_docs, c_w = c_rows[keep], c_docs[keep], c_w[keep]
+            keep = np.isin(d_docs, ok)
+            d_docs, d_w = d_docs[keep], d_w[keep]
+        # sums per chunk and per document (float32, as bm25s)
+        ur, inv = np.unique(c_rows, return_inverse=True)
+        chunk = np.zeros(len(ur), dtype=np.float32)
+        np.add.at(chunk, inv, c_w)
+        chunk_doc = np.zeros(len(ur), dtype=np.int64)
+        chunk_doc[inv] = c_docs
+        ud, dinv = np.unique(d_docs, return_inverse=True)
+        doc = np.zeros(len(ud), dtype=np.float32)
+        np.add.at(doc, dinv, d_w)
+        mc = float(chunk.max()) if len(chunk) else 0.0
+        md = float(doc.max()) if len(doc) else 0.0
+        # candidates: matching chunks, and the chunks of the best n documents
+        top_docs = ud[np.argsort(-doc, kind="stable")[:n]]
+        extra = self.conn.execute("SELECT rowid, doc_no FROM chunks WHERE doc_no = ANY(%s::int[])",
+                                  (top_docs.tolist(),)).fetchall()
+        seen = set(ur.tolist())
+        extra = [(r, d) for r, d in extra if r not in seen]
+        rows_all = np.concatenate([ur, np.array([r for r, _ in extra], dtype=np.int64)])
+        docs_all = np.concatenate([chunk_doc, np.array([d for _, d in extra], dtype=np.int64)])
+        cs = np.concatenate([chunk, np.zeros(len(extra), dtype=np.float32)])
+        ds = np.zeros(len(rows_all), dtype=np.float32)
+        pos = np.searchsorted(ud, docs_all)
+        hit = (pos < len(ud)) & (ud[np.minimum(pos, len(ud) - 1)] == docs_all)
+        ds[hit] = doc[pos[hit]]
+        score = ((1 - doc_weight) * (cs / mc if mc > 0 else cs) + doc_weight * (ds / md if md > 0 else ds))
+        order = np.lexsort((rows_all, -score))[:n]
+        keep = score[order] > 0
+        return rows_all[order][keep], score[order][keep].astype(np.float64)
 
     def make_hnsw(self, m: int = 16, ef_construction: int = 64) -> None:
         """Build the HNSW index over the chunk vectors (inner product)."""
@@ -358,19 +494,23 @@ class PgIndex:
         return name in self._langs
 
     def dense(self, query: np.ndarray, n: int, ef_search: int | None = None,
-              allowed: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``n`` chunks by inner product: HNSW (``ef_search``), or exact over the ``allowed`` documents."""
-        q = vec_literal(query)
-        with self.conn.transaction():
-            if ef_search is not None:
-                self.conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-            else:
-                self.conn.execute("SET LOCAL enable_indexscan = off")  # exact: a scan of every vector
-            if allowed is None:
-                rows = self.conn.execute(DENSE_SQL.replace("%(q)s", f"'{q}'::{self.vtype}"), {"n": n}).fetchall()
-            else:
-                rows = self.conn.execute(DENSE_ALLOWED_SQL.replace("%(q)s", f"'{q}'::{self.vtype}"),
-                                         {"n": n, "allowed": list(allowed)}).fetchall()
+              allowed: Sequence[int] | None = None, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``n`` chunks by inner product: HNSW (``ef_search``, default the session's), or exact
+        (``exact``, or over the ``allowed`` documents)."""
+        q = f"'{vec_literal(query)}'::{self.vtype}"
+        if not exact and allowed is None and ef_search is None:  # the session's hnsw.ef_search: one round trip
+            rows = self.conn.execute(DENSE_SQL.replace("%(q)s", q), {"n": n}).fetchall()
+        else:
+            with self.conn.transaction():
+                if exact or allowed is not None:
+                    self.conn.execute("SET LOCAL enable_indexscan = off")  # exact: every (allowed) vector is read
+                else:
+                    self.conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+                if allowed is None:
+                    rows = self.conn.execute(DENSE_SQL.replace("%(q)s", q), {"n": n}).fetchall()
+                else:
+                    rows = self.conn.execute(DENSE_ALLOWED_SQL.replace("%(q)s", q),
+                                             {"n": n, "allowed": list(allowed)}).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64)
 
     # -- one document's change ---------------------------------------------------------------
