@@ -35,6 +35,7 @@ from rag.lexical import LexicalIndex, query_terms
 from rag.retrieval import collapse, fuse
 from rag.schema import Hit
 from rag.store import Store
+from rag.term_table import TermTable
 from rag.text import detect_language
 from rag.vectors import VectorIndex
 from tests.servers import postgres
@@ -339,12 +340,18 @@ def scale(args) -> dict:
         ids: list[int] = []
         bar = tqdm(desc="loading", unit="doc", disable=not sys.stderr.isatty())
 
+        term_rows: list[np.ndarray] = []
+        chunk_docs: list[str] = []
+        vocab_list = [t for t, _ in sorted(composer.vocab.items(), key=lambda x: x[1])]
+
         def batches():
             for docs in composer.batches(args.chunks):
                 for d in docs:
                     for c in d.chunks:
                         ids.append(c.rowid)
                         all_vecs.append(c.vector)
+                        term_rows.append(c.terms)
+                        chunk_docs.append(d.doc_id)
                 yield docs
 
         pg.bulk_load(batches(), progress=bar.update, vocab=composer.vocab, rows=args.rows)
@@ -364,6 +371,16 @@ def scale(args) -> dict:
         out["hnsw_mb"] = round(conn.execute("SELECT pg_relation_size('chunks_hnsw')").fetchone()[0] / 2**20)
         ids_arr, mat = np.array(ids), np.vstack(all_vecs)
         del all_vecs
+        # the local backend over the same chunks, measured side by side (same machine, same moment)
+        t0 = time.perf_counter()
+        local_lex = LexicalIndex().build(ids_arr, TermTable(vocab_list, np.concatenate(term_rows).astype(np.int32) - 1,
+                                                            np.concatenate([[0], np.cumsum([len(t) for t in term_rows])])),
+                                         chunk_docs, ["fr"] * len(ids_arr))
+        out["local_bm25_build_s"] = round(time.perf_counter() - t0, 1)
+        del term_rows
+        local_vec = VectorIndex(composer.embedder.dim)
+        local_vec.add(ids_arr, mat)
+        out["local_vectors"] = local_vec.describe()
         exact_top = [ids_arr[np.argsort(-(mat @ q), kind="stable")[:100]] for q in qvecs]
         del mat
         recall = {}
@@ -380,15 +397,23 @@ def scale(args) -> dict:
         out["dense_by_ef_search"] = recall
         ef = args.ef
         conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+        trips = []
+        for _ in range(200):  # one round trip to the server, for scale: the machine's scheduling delay
+            t1 = time.perf_counter()
+            conn.execute("SELECT 1").fetchone()
+            trips.append(time.perf_counter() - t1)
+        out["select_1_round_trip_ms"] = percentiles_ms(trips)
+        out["load_average_1min"] = os.getloadavg()[0]
         for name, search in ((("sql", pg.lexical),) if args.rows else ()) + (("packed", pg.lexical_packed),):
             differ = 0
             for _ in range(2):  # the first pass warms the caches; the second is timed
-                lex_t, dense_t, total_t = [], [], []
+                lex_t, dense_t, total_t, postings = [], [], [], []
                 for question, q in zip(sample, qvecs):
                     t1 = time.perf_counter()
                     lang = detect_language(question, config.default_lang)
                     lex = search({"fr": query_terms(question, "fr", lang)}, config.candidates, config.doc_weight)
                     t2 = time.perf_counter()
+                    postings.append(pg.last_postings)
                     dense = pg.dense(q, config.candidates)
                     t3 = time.perf_counter()
                     fuse(lex, dense, config.bm25_weight)
@@ -396,6 +421,30 @@ def scale(args) -> dict:
                     lex_t.append(t2 - t1)
                     dense_t.append(t3 - t2)
                     total_t.append(t4 - t1)
+            if name == "packed":  # the local backend, question by question (its lexical search, FAISS, fusion)
+                local_t, local_lex_t, local_dense_t, differ_local = [], [], [], 0
+                for _ in range(2):
+                    local_t, local_lex_t, local_dense_t = [], [], []
+                    for question, q in zip(sample, qvecs):
+                        t1 = time.perf_counter()
+                        lang = detect_language(question, config.default_lang)
+                        lex = local_lex.search(question, config.candidates, None, lang, config.doc_weight)
+                        t2 = time.perf_counter()
+                        dense = local_vec.search(q, config.candidates)
+                        t3 = time.perf_counter()
+                        fuse(lex, dense, config.bm25_weight)
+                        local_t.append(time.perf_counter() - t1)
+                        local_lex_t.append(t2 - t1)
+                        local_dense_t.append(t3 - t2)
+                for question in sample[:50]:
+                    lang = detect_language(question, config.default_lang)
+                    differ_local += _differ(local_lex.search(question, 100, None, lang, config.doc_weight),
+                                            pg.lexical_packed({"fr": query_terms(question, "fr", lang)}, 100,
+                                                              config.doc_weight), 1e-5)
+                out["local_backend_same_moment"] = {
+                    "lexical_ms": percentiles_ms(local_lex_t), "dense_ms": percentiles_ms(local_dense_t),
+                    "lexical_dense_fusion_ms": percentiles_ms(local_t),
+                    "lexical_top100_lists_differing_from_packed_of_50": differ_local}
             if name == "packed" and args.rows:
                 for question in sample[:50]:
                     terms = {"fr": query_terms(question, "fr", detect_language(question, config.default_lang))}
@@ -404,6 +453,7 @@ def scale(args) -> dict:
             out[f"retrieval_{name}"] = {
                 "ef_search": ef, "lexical_ms": percentiles_ms(lex_t), "dense_ms": percentiles_ms(dense_t),
                 "lexical_dense_fusion_ms": percentiles_ms(total_t),
+                **({"postings_read_per_query_median": int(np.median(postings))} if name == "packed" else {}),
                 **({"top100_lists_differing_from_sql_of_50": differ} if name == "packed" and args.rows else {})}
 
         conn.close()

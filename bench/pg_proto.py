@@ -117,6 +117,22 @@ FROM cand CROSS JOIN m
 ORDER BY score DESC, rowid
 LIMIT %(n)s
 """
+# the packed side in one statement: the query terms' segments and the totals.
+# side 0: chunk segments, 1: document segments, 2: the totals (int8send: 8 bytes big-endian)
+PACKED_SQL = """
+WITH q AS (
+    SELECT t.term_id, q.lang, count(*)::int AS mult, t.df, t.doc_df
+    FROM unnest(%(langs)s::smallint[], %(terms)s::text[]) AS q(lang, term) JOIN terms t ON t.term = q.term
+    GROUP BY t.term_id, q.lang, t.df, t.doc_df)
+SELECT 0, q.term_id, q.lang, q.mult, q.df, s.rowids, s.docs, s.tfs, s.lens
+FROM q JOIN chunk_segments s ON s.term_id = q.term_id AND s.lang = q.lang
+UNION ALL
+SELECT 1, q.term_id, q.lang, q.mult, q.doc_df, NULL, s.docs, s.tfs, s.lens
+FROM q JOIN doc_segments s ON s.term_id = q.term_id AND s.lang = q.lang
+UNION ALL
+SELECT 2, NULL, NULL, NULL, NULL, int8send(chunks), int8send(chunk_terms), int8send(docs), int8send(doc_terms)
+FROM lexical_stats
+"""
 # the raw chunk BM25 of every matching chunk (for comparing with bm25s)
 CHUNK_BM25_SQL = LEXICAL_SQL.split("d AS (")[0].rstrip().rstrip(",") + "\nSELECT rowid, s FROM c"
 DENSE_SQL = "SELECT rowid, -(embedding <#> %(q)s) AS score FROM chunks ORDER BY embedding <#> %(q)s LIMIT %(n)s"
@@ -236,7 +252,7 @@ class PgIndex:
     def __init__(self, conn, dim: int = 384, vtype: str = "halfvec"):
         self.conn, self.dim, self.vtype = conn, dim, vtype
         self._langs: dict[str, int] = {}
-        self._terms: dict[str, int] = {}
+        self.last_postings = 0  # postings read by the last lexical_packed call (chunk and document side)
 
     # -- schema and bulk load ----------------------------------------------------------------
     def create(self) -> None:
@@ -398,25 +414,30 @@ class PgIndex:
         langs, terms = self._query(terms_by_lang)
         if not terms:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        with self.conn.transaction():
-            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            st = self.conn.execute("SELECT chunks, chunk_terms, docs, doc_terms FROM lexical_stats").fetchone()
-            q = self.conn.execute(
-                "SELECT t.term_id, q.lang, count(*), t.df, t.doc_df FROM unnest(%s::smallint[], %s::text[]) AS q(lang, term) "
-                "JOIN terms t ON t.term = q.term GROUP BY 1, 2, 4, 5", (langs, terms)).fetchall()
-            if not q or not st[0]:
+        ex = self.conn.execute
+        ex("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot for both statements
+        try:
+            fetched = ex(PACKED_SQL, {"langs": langs, "terms": terms}, binary=True).fetchall()
+            st = next((r[5:9] for r in fetched if r[0] == 2), None)
+            n_chunks, chunk_terms, n_docs, doc_terms = (float(int.from_bytes(bytes(x), "big")) for x in st)
+            if not n_chunks:
                 return np.zeros(0, np.int64), np.zeros(0, np.float64)
-            keys = ([r[0] for r in q], [r[1] for r in q])
-            chunk_rows = self.conn.execute(
-                "SELECT term_id, lang, rowids, docs, tfs, lens FROM chunk_segments "
-                "WHERE (term_id, lang) IN (SELECT * FROM unnest(%s::int[], %s::smallint[]))", keys,
-                binary=True).fetchall()
-            doc_rows = self.conn.execute(
-                "SELECT term_id, lang, docs, tfs, lens FROM doc_segments "
-                "WHERE (term_id, lang) IN (SELECT * FROM unnest(%s::int[], %s::smallint[]))", keys,
-                binary=True).fetchall()
-        n_chunks, chunk_terms, n_docs, doc_terms = (float(x) for x in st)
-        info = {(r[0], r[1]): (r[2], r[3], r[4]) for r in q}  # multiplicity, df, doc_df
+            info: dict = {}
+            for r in fetched:  # multiplicity, df, doc_df of each (term, language)
+                if r[0] != 2:
+                    m, df, ddf = info.get((r[1], r[2]), (r[3], 0, 0))
+                    info[(r[1], r[2])] = (m, r[4], ddf) if r[0] == 0 else (m, df, r[4])
+            chunk_rows = [(r[1], r[2], r[5], r[6], r[7], r[8]) for r in fetched if r[0] == 0]
+            doc_rows = [(r[1], r[2], r[6], r[7], r[8]) for r in fetched if r[0] == 1]
+            self.last_postings = sum(len(r[2]) for r in chunk_rows) // 4 + sum(len(r[2]) for r in doc_rows) // 4
+            return self._blend_packed(chunk_rows, doc_rows, info, (n_chunks, chunk_terms, n_docs, doc_terms), n,
+                                      doc_weight, allowed)
+        finally:
+            ex("COMMIT")
+
+    def _blend_packed(self, chunk_rows, doc_rows, info, st, n, doc_weight, allowed) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 of the fetched segments and the blend (the chunks of the best documents read in the caller's snapshot)."""
+        n_chunks, chunk_terms, n_docs, doc_terms = st
         c_rows, c_docs, c_w = _score_segments(chunk_rows, info, n_chunks, chunk_terms / n_chunks, doc_col=True)
         d_docs, _, d_w = _score_segments(doc_rows, info, n_docs, doc_terms / n_docs, doc_col=False)
         if allowed is not None:
@@ -426,14 +447,16 @@ class PgIndex:
             keep = np.isin(d_docs, ok)
             d_docs, d_w = d_docs[keep], d_w[keep]
         # sums per chunk and per document (float32, as bm25s)
-        ur, inv = np.unique(c_rows, return_inverse=True)
-        chunk = np.zeros(len(ur), dtype=np.float32)
-        np.add.at(chunk, inv, c_w)
-        chunk_doc = np.zeros(len(ur), dtype=np.int64)
-        chunk_doc[inv] = c_docs
-        ud, dinv = np.unique(d_docs, return_inverse=True)
-        doc = np.zeros(len(ud), dtype=np.float32)
-        np.add.at(doc, dinv, d_w)
+        # dense accumulators over ids (bincount sums in float64; bm25s in float32: differences ~1e-6)
+        chunk_all = np.bincount(c_rows, weights=c_w)
+        ur = np.flatnonzero(chunk_all)
+        chunk = chunk_all[ur].astype(np.float32)
+        doc_of = np.zeros(len(chunk_all), dtype=np.int64)
+        doc_of[c_rows] = c_docs
+        chunk_doc = doc_of[ur]
+        doc_all = np.bincount(d_docs, weights=d_w)
+        ud = np.flatnonzero(doc_all)
+        doc = doc_all[ud].astype(np.float32)
         mc = float(chunk.max()) if len(chunk) else 0.0
         md = float(doc.max()) if len(doc) else 0.0
         # candidates: matching chunks, and the chunks of the best n documents
