@@ -144,7 +144,7 @@ def exact(args) -> dict:
     out: dict = {"chunks": len(rows), "documents": len(docs), "questions": len(questions),
                  "local_build_s": round(local_s, 2)}
     n = max(config.candidates, 4 * config.top_k)
-    for vtype in ("vector", "halfvec"):
+    for vtype in args.vtypes:
         with server() as dsn:
             conn = connect(dsn)
             pg = PgIndex(conn, manifest.dimensions, vtype)
@@ -558,7 +558,7 @@ def ray_section(args) -> dict:
     from tests.servers.netns import NetNamespace
     from tests.servers.ray_cluster import cluster_env, start_cluster
 
-    texts = [t for _, _, t in Indexer(Config()).chunk(load_paths([PIAF]).documents)]
+    texts = [t for _, _, t in Indexer(Config()).chunk(load_paths([PIAF]).documents)][: args.ray_chunks or None]
     embedder = get_embedder()
     embedder.encode(texts[:8])
     t0 = time.perf_counter()
@@ -595,10 +595,14 @@ def ray_section(args) -> dict:
                         **({"worker_killed_at_s": killed_at} if kill_after is not None else {})}
 
             out["two_nodes"] = run((2, 2))
+            print(json.dumps(out), file=sys.stderr, flush=True)  # as it goes: a slow run keeps what it measured
             out["two_nodes_again"] = run((2, 2))
+            print(json.dumps(out), file=sys.stderr, flush=True)  # as it goes: a slow run keeps what it measured
             out["worker_killed_mid_run"] = run((1, 2), kill_after=args.kill_after)
+            print(json.dumps(out), file=sys.stderr, flush=True)  # as it goes: a slow run keeps what it measured
             out["nodes_after_kill"] = sum(1 for n in ray.nodes() if n["Alive"])
             out["one_node"] = run((1, 1))
+            print(json.dumps(out), file=sys.stderr, flush=True)  # as it goes: a slow run keeps what it measured
         finally:
             ray.shutdown()
             cluster.stop()
@@ -620,10 +624,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--no-rows", dest="rows", action="store_false",
                         help="scale: packed segments only (no row postings, no SQL BM25)")
+    parser.add_argument("--ray-chunks", type=int, default=0, help="ray: PIAF-dev chunks encoded (0: all)")
     parser.add_argument("--updates", type=int, default=5, help="update: articles replaced")
     parser.add_argument("--kill-after", type=float, default=3.0, help="ray: seconds before the worker is killed")
     parser.add_argument("--queries", type=int, default=200, help="PIAF questions timed (scale)")
     parser.add_argument("--vtype", choices=("halfvec", "vector"), default="halfvec")
+    parser.add_argument("--vtypes", type=lambda s: s.split(","), default=["vector", "halfvec"],
+                        help="exact: vector types compared (vector: exact search; halfvec: HNSW at --ef)")
     parser.add_argument("--m", type=int, default=16, help="HNSW m")
     parser.add_argument("--efc", type=int, default=64, help="HNSW ef_construction")
     parser.add_argument("--ef-list", type=lambda s: [int(x) for x in s.split(",")], default=[40, 100, 200],
