@@ -96,7 +96,8 @@ def docs_from_local(index: Path) -> list[DocRow]:
     out = []
     for doc_id, key, source, title, lang, sha, text, meta in store.db.execute(
             "SELECT id, key, source, title, lang, sha256, text, meta FROM documents ORDER BY rowid"):
-        out.append(DocRow(doc_id, key, source, title, lang, sha, text, json.loads(meta or "{}"), chunks.get(doc_id, [])))
+        out.append(DocRow(doc_id, key, source, title, lang, sha, text, json.loads(meta or "{}"),
+                          chunks.get(doc_id, [])))
     return out
 
 
@@ -276,7 +277,8 @@ class Composer:
         out = []
         for i in range(first, first + n):
             title = self.titles[int(rng.integers(len(self.titles)))]
-            picks = [self.sentences[j] for j in rng.choice(len(self.sentences), int(rng.integers(3, 10)), replace=False)]
+            k = int(rng.integers(3, 10))
+            picks = [self.sentences[j] for j in rng.choice(len(self.sentences), k, replace=False)]
             groups, cur, words = [], [], 0
             for s in picks:
                 if cur and words + self.words[s] > self.WORDS:
@@ -370,14 +372,14 @@ def scale(args) -> dict:
                            for t in ("chunks", "chunk_postings", "doc_postings", "documents", "terms")}
         out["hnsw_mb"] = round(conn.execute("SELECT pg_relation_size('chunks_hnsw')").fetchone()[0] / 2**20)
         ids_arr, mat = np.array(ids), np.vstack(all_vecs)
-        del all_vecs
+        all_vecs.clear()
         # the local backend over the same chunks, measured side by side (same machine, same moment)
         t0 = time.perf_counter()
-        local_lex = LexicalIndex().build(ids_arr, TermTable(vocab_list, np.concatenate(term_rows).astype(np.int32) - 1,
-                                                            np.concatenate([[0], np.cumsum([len(t) for t in term_rows])])),
-                                         chunk_docs, ["fr"] * len(ids_arr))
+        table = TermTable(vocab_list, np.concatenate(term_rows).astype(np.int32) - 1,
+                          np.concatenate([[0], np.cumsum([len(t) for t in term_rows])]))
+        local_lex = LexicalIndex().build(ids_arr, table, chunk_docs, ["fr"] * len(ids_arr))
         out["local_bm25_build_s"] = round(time.perf_counter() - t0, 1)
-        del term_rows
+        term_rows.clear()
         local_vec = VectorIndex(composer.embedder.dim)
         local_vec.add(ids_arr, mat)
         out["local_vectors"] = local_vec.describe()

@@ -436,7 +436,7 @@ class PgIndex:
             ex("COMMIT")
 
     def _blend_packed(self, chunk_rows, doc_rows, info, st, n, doc_weight, allowed) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 of the fetched segments and the blend (the chunks of the best documents read in the caller's snapshot)."""
+        """BM25 of the fetched segments, and the blend (the best documents' chunks read in the caller's snapshot)."""
         n_chunks, chunk_terms, n_docs, doc_terms = st
         c_rows, c_docs, c_w = _score_segments(chunk_rows, info, n_chunks, chunk_terms / n_chunks, doc_col=True)
         d_docs, _, d_w = _score_segments(doc_rows, info, n_docs, doc_terms / n_docs, doc_col=False)

@@ -25,7 +25,8 @@ def _wait_for(read, timeout: float = 15.0):
 
 
 def test_replica_serves_rows_and_vectors_written_on_the_primary(pg_dsn, pg_replica_dsn):
-    with psycopg.connect(pg_dsn, autocommit=True) as primary, psycopg.connect(pg_replica_dsn, autocommit=True) as replica:
+    with (psycopg.connect(pg_dsn, autocommit=True) as primary,
+          psycopg.connect(pg_replica_dsn, autocommit=True) as replica):
         primary.execute("CREATE TABLE replica_probe (id int PRIMARY KEY, v halfvec(3))")
         primary.execute("INSERT INTO replica_probe VALUES (1, '[1,0,0]'), (2, '[0,1,0]')")
 

@@ -38,7 +38,8 @@ STARTS: dict[str, float] = {}  # seconds each server took to start, shown at the
 def pytest_terminal_summary(terminalreporter) -> None:
     """One line with the start time of each test server started in this session."""
     if STARTS:
-        terminalreporter.write_line("test servers started in: " + ", ".join(f"{k} {v:.1f} s" for k, v in STARTS.items()))
+        starts = ", ".join(f"{k} {v:.1f} s" for k, v in STARTS.items())
+        terminalreporter.write_line(f"test servers started in: {starts}")
 
 
 def _skip_unavailable(exc: ServerUnavailable) -> None:
