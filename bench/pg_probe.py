@@ -125,10 +125,14 @@ def _metrics(ranked: list[list[str]], gold: list[str]) -> dict[str, float]:
 
 def exact(args) -> dict:
     """SQL BM25 and exact dense search against the local backend on every PIAF-dev question."""
+    with tempfile.TemporaryDirectory(prefix="rag-pgx-") as work:
+        return _exact(args, Path(work))
+
+
+def _exact(args, work: Path) -> dict:
     from rag.embedding import get_embedder
 
     config = Config()
-    work = Path(tempfile.mkdtemp(prefix="rag-pgx-"))
     t0 = time.perf_counter()
     index = local_piaf(work / "index")
     local_s = time.perf_counter() - t0
