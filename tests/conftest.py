@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# PostgreSQL (primary, replica) and Ray (head, worker) fixtures: tests/servers/fixtures.py
+pytest_plugins = ["tests.servers.fixtures"]
+
 # Property tests draw the same examples on every run, so a stop's CI run is reproducible;
 # HYPOTHESIS_PROFILE=explore draws fresh ones (run it now and then to look for new bugs).
 settings.register_profile("ci", derandomize=True)
