@@ -15,7 +15,7 @@ import unicodedata
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from . import __version__, chats_cli
 from .config import ConfigError, load_config
 from .loading import PathNotFound
 from .store import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Store, docs_under
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 exposes it)")
     sv.add_argument("--port", type=int, help="port (default: 7860)")
     sv.add_argument("--auth", metavar="USER:PASSWORD", help="require a login (or RAG_AUTH)")
+    chats_cli.add_parser(sub)
     return parser
 
 
@@ -358,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose else logging.ERROR)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    handler = COMMANDS[(args.command, getattr(args, "index_command", None))]
+    handler = getattr(args, "handler", None) or COMMANDS[(args.command, getattr(args, "index_command", None))]
     try:
         return handler(args)
     except (PathNotFound, IndexMismatch, IndexMissing, ConfigError, ValueError, UnicodeDecodeError) as exc:

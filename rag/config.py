@@ -76,6 +76,9 @@ class Config:
         Where the web chat saves uploaded articles (empty: ``uploads/`` beside the index folder).
     upload_max_mb : float
         Largest file the web chat accepts.
+    chats_dir : str
+        Where saved conversations are kept (empty: ``chats/`` beside the index folder; never
+        inside it, so rebuilding or repairing an index cannot touch them).
     ui_lang : str
         Interface language of the web chat, ``fr`` or ``en`` (empty: the browser's).
     """
@@ -104,6 +107,7 @@ class Config:
     port: int = 7860
     upload_dir: str = ""
     upload_max_mb: float = 20.0
+    chats_dir: str = ""
     ui_lang: str = ""
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default value came from
 
