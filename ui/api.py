@@ -165,6 +165,16 @@ class FeedbackIn(BaseModel):
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422)}
 
 
+def chat_links(conv_id: str, number: str | None = None) -> dict[str, Any]:
+    """OpenAPI links from a response naming a conversation (``conv_id``: a runtime expression) to its operations."""
+    links = {op: {"operationId": op, "parameters": {"conv_id": conv_id}}
+             for op in ("get_chat", "rename_chat", "export_chat", "delete_chat")}
+    if number:
+        links.update({op: {"operationId": op, "parameters": {"conv_id": conv_id, "number": number}}
+                      for op in ("rate", "unrate")})
+    return links
+
+
 # -- errors -----------------------------------------------------------------------------------
 def error_response(request: Request, status: int, message: str, details: list | None = None,
                    headers: dict | None = None) -> JSONResponse:
@@ -236,7 +246,8 @@ class Answering:
     def mode(self, mode: str | None) -> str:
         """The answer mode to use (``extractive`` or ``llm``; None: llm when configured); llm without an endpoint
         is a 400."""
-        if mode is not None and str(mode) not in {m.value for m in Mode}:
+        mode = getattr(mode, "value", mode)
+        if mode is not None and mode not in {m.value for m in Mode}:
             raise HTTPException(400, f"mode {str(mode)[:40]!r}: expected extractive or llm")
         if mode == Mode.LLM and not self.chat.llm:
             raise HTTPException(400, "mode llm needs an LLM endpoint on the server (llm_base_url and llm_model)")
@@ -297,7 +308,7 @@ def create_app(chat: Any, chats: ChatStore, logins: Logins) -> FastAPI:
         Mount the Gradio chat on it at ``/`` (:func:`ui.app.launch` does).
     """
     app = FastAPI(title="rag — questions on your articles", version=__version__, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None,
+                  docs_url="/api/docs", redoc_url=None, generate_unique_id_function=lambda route: route.name,
                   description="Answers with cited excerpts from the indexed articles, the index's documents, and "
                               "the saved conversations of the chat. See docs/api.md.")
     install_error_handlers(app)
@@ -328,7 +339,9 @@ def create_app(chat: Any, chats: ChatStore, logins: Logins) -> FastAPI:
     @app.post("/api/ask", tags=["answers"], response_model=None, responses={
         200: {"model": AnswerOut, "description": "the Answer JSON; with stream=true, server-sent events "
                                                  "`partial` (the answer so far) and then `answer`",
-              "content": {"text/event-stream": {"schema": {"type": "string"}}}}, **ERRORS})
+              "content": {"text/event-stream": {"schema": {"type": "string"}}},
+              "links": chat_links("$response.body#/conversation/id", "$response.body#/conversation/number")},
+        **ERRORS})
     async def ask(body: AskRequest, who: str = Depends(user)) -> Response:
         """Answer one question with cited excerpts; optionally save the turn in a conversation."""
         mode = answering.mode(body.mode)
@@ -386,7 +399,9 @@ def create_app(chat: Any, chats: ChatStore, logins: Logins) -> FastAPI:
         return {"documents": [{k: d.get(k) for k in DOC_KEYS} for d in chat.store.documents()]}
 
     @app.post("/api/documents", tags=["index"], status_code=202, openapi_extra=UPLOAD_BODY, responses={
-        200: {"description": "indexed (with wait=true)"}, 202: {"description": "queued for indexing"}, **ERRORS})
+        200: {"description": "indexed (with wait=true)"},
+        202: {"description": "queued for indexing", "links": {"job": {"operationId": "job", "parameters": {
+            "job_id": "$response.body#/id"}}}}, **ERRORS})
     async def upload(request: Request, wait: bool = Query(False, description="answer once indexed"),
                      who: str = Depends(user)) -> JSONResponse:
         """Add articles (multipart field ``files``); all are refused when one is (type, size, empty)."""
@@ -449,7 +464,8 @@ def create_app(chat: Any, chats: ChatStore, logins: Logins) -> FastAPI:
         """Your conversations, most recently active first."""
         return {"conversations": [c.summary() for c in chats.conversations(who)]}
 
-    @app.post("/api/chats", tags=["conversations"], status_code=201, responses=ERRORS)
+    @app.post("/api/chats", tags=["conversations"], status_code=201, responses={
+        201: {"description": "the new conversation", "links": chat_links("$response.body#/id")}, **ERRORS})
     def new_chat(body: NewChatIn | None = None, who: str = Depends(user)) -> dict[str, Any]:
         """Start an empty conversation (ask into it with ``conversation`` = its id)."""
         return chats.create(who, body.title if body else "").summary()

@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Literal
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -48,7 +48,7 @@ class Message(BaseModel):
     """A chat message."""
 
     model_config = ConfigDict(extra="allow")
-    role: str = Field(max_length=20)
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
 
 
