@@ -353,11 +353,11 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
         answering.append(chat.example_select(app.pick_example, [turns, busy], [box, chat, pending, busy],
                                              queue=False).then(**answer_io))
         wire(panel, conv, dict(chat=chat, sources=sources, turns=turns, pending=pending, busy=busy, lang=lang), answering)
-        loaded.then(panel.on_load, [conv["stored"], lang], conv["shown"], queue=False)
+        loaded.then(panel.on_load, [conv["stored"], lang], conv["shown"], queue=False).then(**conv["exports"])
         relabelled.then(panel.relabel, [lang, conv["conv_id"]], conv["relabelled"], queue=False)
         for trigger in (clear.click, chat.clear):
             trigger(app.clear, [lang], [chat, sources, turns, pending, busy], queue=False, cancels=answering).then(
-                panel.detach, [lang], conv["shown"], queue=False)
+                panel.detach, [lang], conv["shown"], queue=False).then(**conv["exports"])
 
         index_out = [notes, header, doc_table, restrict, remove_pick]
         files.upload(app.upload, [files, lang, restrict], [*index_out, files, seen_gen],

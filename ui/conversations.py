@@ -21,7 +21,7 @@ import gradio as gr
 from rag.chats import LOCAL_USER, ChatError, ChatNotFound, ChatStore, Conversation, Rating, export, export_name
 
 from .i18n import LANGS, t
-from .render import Turn, message_list, sources_html
+from .render import MAX_TURNS_SHOWN, Turn, message_list, sources_html
 
 log = logging.getLogger(__name__)
 STORAGE_KEY = "rag-conversation"
@@ -94,9 +94,9 @@ class ConversationPanel:
         return paths[0], paths[1]
 
     def feedback_values(self, conv: Conversation | None, lang: str) -> list[str | None]:
-        """The chat's feedback marks, one per answer, as saved."""
+        """The chat's feedback marks, one per answer shown (the last :data:`MAX_TURNS_SHOWN`), as saved."""
         out: list[str | None] = []
-        for turn in conv.turns if conv else []:
+        for turn in conv.turns[-MAX_TURNS_SHOWN:] if conv else []:
             fb = turn.feedback
             if fb is None:
                 out.append(None)
@@ -113,8 +113,23 @@ class ConversationPanel:
                          feedback_options=feedback_options(lang))
         conv_id = conv.id if conv else ""
         return (chat, sources_html(turns, lang), turns, conv_id, conv_id, self.list_update(user, lang, conv_id),
-                gr.update(value=conv.title if conv else "", interactive=conv is not None), *self.exports(conv),
-                gr.update(visible=False), 0, "", False)
+                self.title_update(conv, lang), gr.update(visible=False), 0, "", False)
+
+    def export_files(self, conv_id: str, request: gr.Request) -> tuple[dict, dict]:
+        """The download buttons of the open conversation, once it is shown (they are not needed to paint it)."""
+        try:
+            conv = self.chats.get(conv_id, owner(request)) if conv_id else None
+        except ChatNotFound:
+            conv = None
+        return self.exports(conv)
+
+    def title_update(self, conv: Conversation | None, lang: str) -> dict:
+        """The title box: the open conversation's title; for a long one, a note that the page shows its end."""
+        if conv is None:
+            return gr.update(value="", interactive=False, info=None)
+        long = conv.n_turns > MAX_TURNS_SHOWN
+        return gr.update(value=conv.title, interactive=True,
+                         info=t(lang, "conv_window", n=conv.n_turns, shown=MAX_TURNS_SHOWN) if long else None)
 
     # -- events -----------------------------------------------------------------------------
     def on_load(self, stored: str, lang: str, request: gr.Request) -> tuple:
@@ -133,8 +148,7 @@ class ConversationPanel:
         user = owner(request)
         try:
             conv = self.chats.get(conv_id, user) if conv_id else None
-        except ChatNotFound:
-            gr.Warning(t(lang, "conv_gone"))
+        except ChatNotFound:  # deleted meanwhile (another tab): the refreshed list no longer holds it
             conv = None
         return self._shown(conv, user, lang)
 
@@ -152,7 +166,7 @@ class ConversationPanel:
         except ChatError as exc:
             gr.Warning(html.escape(str(exc)))
         conv = self.chats.get(conv_id, user)
-        return (self.list_update(user, lang, conv_id), gr.update(value=conv.title), *self.exports(conv))
+        return (self.list_update(user, lang, conv_id), self.title_update(conv, lang), *self.exports(conv))
 
     def delete(self, conv_id: str, lang: str, request: gr.Request) -> tuple:
         """Delete the open conversation, then show an empty one."""
@@ -191,14 +205,18 @@ class ConversationPanel:
             log.exception("saving the answer to %r failed", question[:200])
             gr.Warning(html.escape(t(lang, "save_failed", error=str(exc))))
             return
-        yield (*(gr.skip(),) * len(last), conv.id, conv.id, self.list_update(user, lang, conv.id),
-               gr.update(value=conv.title, interactive=True), *self.exports(conv))
+        chat = gr.update(feedback_value=self.feedback_values(conv, lang))  # the shown answers may have moved up
+        yield (chat, *(gr.skip(),) * (len(last) - 1), conv.id, conv.id, self.list_update(user, lang, conv.id),
+               self.title_update(conv, lang), *self.exports(conv))
 
-    def rate(self, conv_id: str, lang: str, evt: gr.LikeData, request: gr.Request) -> tuple:
+    def rate(self, conv_id: str, turns: list[Turn], lang: str, evt: gr.LikeData, request: gr.Request) -> tuple:
         """A thumb (or "not in the articles") on an answer: save it, offer a comment box for it."""
         user = owner(request)
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        number = int(index) // 2 + 1
+        shown = turns[-MAX_TURNS_SHOWN:]
+        if not conv_id or not 0 <= int(index) // 2 < len(shown):
+            return (gr.skip(),) * 6
+        number = shown[int(index) // 2].number
         liked = evt.liked
         if liked is True:
             rating, flag = Rating.UP, False
@@ -208,8 +226,6 @@ class ConversationPanel:
             rating, flag = Rating.DOWN, True
         else:
             rating, flag = None, False
-        if not conv_id:
-            return (gr.skip(),) * 6
         try:
             conv = self.chats.get(conv_id, user)
             comment = next((tr.feedback.comment for tr in conv.turns if tr.number == number and tr.feedback), "")
@@ -303,16 +319,19 @@ def wire(panel: ConversationPanel, ui: dict[str, Any], page: dict[str, Any], ans
     """
     quick = dict(concurrency_id="conversations", concurrency_limit=None, show_progress="hidden")
     conv_id, rated = ui["conv_id"], ui["rated"]
-    shown = [page["chat"], page["sources"], page["turns"], conv_id, ui["stored"], ui["list"], ui["title"],
-             ui["export_md"], ui["export_json"], ui["box"], rated, page["pending"], page["busy"]]
+    shown = [page["chat"], page["sources"], page["turns"], conv_id, ui["stored"], ui["list"], ui["title"], ui["box"],
+             rated, page["pending"], page["busy"]]
     ui["shown"] = shown
+    ui["exports"] = dict(fn=panel.export_files, inputs=[conv_id], outputs=[ui["export_md"], ui["export_json"]],
+                         queue=False, show_progress="hidden")
     lang = page["lang"]
-    ui["list"].input(panel.open, [ui["list"], lang], shown, cancels=list(answering), **quick)
+    ui["list"].input(panel.open, [ui["list"], lang], shown, cancels=list(answering), queue=False,
+                     show_progress="hidden").then(**ui["exports"])
     renamed = [ui["list"], ui["title"], ui["export_md"], ui["export_json"]]
     ui["rename"].click(panel.rename, [conv_id, ui["title"], lang], renamed, **quick)
     ui["title"].submit(panel.rename, [conv_id, ui["title"], lang], renamed, **quick)
-    ui["delete"].click(panel.delete, [conv_id, lang], shown, cancels=list(answering), **quick)
-    page["chat"].like(panel.rate, [conv_id, lang],
+    ui["delete"].click(panel.delete, [conv_id, lang], shown, cancels=list(answering), **quick).then(**ui["exports"])
+    page["chat"].like(panel.rate, [conv_id, page["turns"], lang],
                       [page["chat"], ui["box"], ui["comment"], rated, ui["export_md"], ui["export_json"]], **quick)
     ui["save"].click(panel.comment, [conv_id, rated, ui["comment"], lang],
                      [ui["export_md"], ui["export_json"], ui["comment"]], **quick)
