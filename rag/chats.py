@@ -436,7 +436,8 @@ class ChatStore:
                 db.execute("DELETE FROM feedback WHERE turn_id=?", (row[0],))
                 return None
             fb = Feedback(rating, comment, bool(not_in_articles), now())
-            db.execute("INSERT INTO feedback (turn_id, rating, comment, not_in_articles, updated) VALUES (?, ?, ?, ?, ?) "
+            db.execute("INSERT INTO feedback (turn_id, rating, comment, not_in_articles, updated) "
+                       "VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (turn_id) DO UPDATE SET rating=excluded.rating, comment=excluded.comment, "
                        "not_in_articles=excluded.not_in_articles, updated=excluded.updated",
                        (row[0], fb.rating.value, fb.comment, int(fb.not_in_articles), fb.updated))
@@ -448,7 +449,8 @@ class ChatStore:
         rows = self.db.execute(
             "SELECT c.id, c.user, c.title, c.created, c.updated, t.number, t.question, t.answer, t.citations, "
             "t.short, t.mode, t.lang, t.abstained, t.created, t.extra, f.rating, f.comment, f.not_in_articles, "
-            "f.updated FROM feedback f JOIN turns t ON t.id = f.turn_id JOIN conversations c ON c.id = t.conversation_id "
+            "f.updated FROM feedback f JOIN turns t ON t.id = f.turn_id "
+            "JOIN conversations c ON c.id = t.conversation_id "
             f"WHERE 1=1 {where} ORDER BY c.created, c.id, t.number", args)
         out: dict[str, Conversation] = {}
         for r in rows:
@@ -490,9 +492,10 @@ def source_line(citation: dict[str, Any], offsets: bool = True) -> str:
 def to_markdown(conv: Conversation) -> str:
     """A conversation as Markdown: each question, its answer, short answer and feedback, then every
     source with its title, date, URL or file and the excerpt as it was shown."""
+    n = len(conv.turns)
     out = [f"# {_inert(conv.title)}", "",
-           f"{len(conv.turns)} question{'s' if len(conv.turns) != 1 else ''} · started {conv.created[:16].replace('T', ' ')}"
-           f" UTC · last {conv.updated[:16].replace('T', ' ')} UTC · {_inert(conv.user)}", ""]
+           f"{n} question{'s' if n != 1 else ''} · started {conv.created[:16].replace('T', ' ')} UTC · "
+           f"last {conv.updated[:16].replace('T', ' ')} UTC · {_inert(conv.user)}", ""]
     for turn in conv.turns:
         out += [f"## {turn.number}. {_inert(' '.join(turn.question.split()))}", "", _inert(turn.answer), ""]
         if turn.short and turn.short.get("text"):
@@ -502,7 +505,8 @@ def to_markdown(conv: Conversation) -> str:
             out += [f"*{_inert(notice)}*", ""]
         if turn.feedback:
             fb = turn.feedback
-            verdict = "👍" if fb.rating is Rating.UP else "👎" + (" (not in the articles)" if fb.not_in_articles else "")
+            verdict = "👍" if fb.rating is Rating.UP else \
+                "👎" + (" (not in the articles)" if fb.not_in_articles else "")
             out += [f"Feedback: {verdict}" + (f" — {_inert(fb.comment)}" if fb.comment else ""), ""]
         if turn.citations:
             out += ["Sources:", ""]

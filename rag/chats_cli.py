@@ -58,7 +58,8 @@ def _store(args: argparse.Namespace) -> ChatStore:
     cfg = load_config(args.config).replace(index_dir=args.index, chats_dir=args.chats)
     folder = chats_dir(cfg)
     if not (folder / DB_NAME).is_file():
-        raise ChatError(f"no saved conversations in {folder}/ (rag serve saves them there; another folder: --chats DIR)")
+        raise ChatError(f"no saved conversations in {folder}/ (rag serve saves them there; "
+                        "another folder: --chats DIR)")
     return ChatStore(folder)
 
 

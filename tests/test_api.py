@@ -63,7 +63,8 @@ def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, dict[str, str]]:
     for name, content in files:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
                      f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def norm(text: str) -> str:
@@ -106,7 +107,8 @@ def test_errors_are_json_with_the_right_status_and_no_trace(server):
     url = server[0]
     cases = [
         ("POST", "api/ask", None, b"{not json", 400, "not valid JSON"),
-        ("POST", "api/ask", {"question": SEED_QUESTION, "docs": ["nowhere.txt"]}, None, 400, "'nowhere.txt' matches no"),
+        ("POST", "api/ask", {"question": SEED_QUESTION, "docs": ["nowhere.txt"]}, None, 400,
+         "'nowhere.txt' matches no"),
         ("POST", "api/ask", {"question": SEED_QUESTION, "mode": "llm"}, None, 400, "mode llm needs"),
         ("POST", "api/ask", {"question": "   "}, None, 422, "blank"),
         ("POST", "api/ask", {"question": SEED_QUESTION, "k": 0}, None, 422, "body.k"),

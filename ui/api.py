@@ -517,7 +517,8 @@ def create_app(chat: Any, chats: ChatStore, logins: Logins) -> FastAPI:
         allowed = sorted({m for r in app.routes if "{rest:path}" not in getattr(r, "path", "{rest:path}")
                           and r.matches(request.scope)[0] is Match.PARTIAL for m in getattr(r, "methods", ())})
         if allowed:
-            raise HTTPException(405, f"{request.method} is not allowed on {request.url.path} (allowed: {', '.join(allowed)})",
+            raise HTTPException(405, f"{request.method} is not allowed on {request.url.path} "
+                                     f"(allowed: {', '.join(allowed)})",
                            headers={"Allow": ", ".join(allowed)})
         raise HTTPException(404, f"no such endpoint: {request.method} {request.url.path} (see /api/docs)")
 

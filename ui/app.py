@@ -352,7 +352,8 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
                              .then(**answer_io))
         answering.append(chat.example_select(app.pick_example, [turns, busy], [box, chat, pending, busy],
                                              queue=False).then(**answer_io))
-        wire(panel, conv, dict(chat=chat, sources=sources, turns=turns, pending=pending, busy=busy, lang=lang), answering)
+        page = dict(chat=chat, sources=sources, turns=turns, pending=pending, busy=busy, lang=lang)
+        wire(panel, conv, page, answering)
         loaded.then(panel.on_load, [conv["stored"], lang], conv["shown"], queue=False).then(**conv["exports"])
         relabelled.then(panel.relabel, [lang, conv["conv_id"]], conv["relabelled"], queue=False)
         for trigger in (clear.click, chat.clear):

@@ -152,10 +152,10 @@ def add_openai_routes(app: FastAPI, chat: Any, answering: Any, user: Callable) -
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
         if not body.stream:
             data = (await answering.run(chat.rag.ask, *args)).to_json()
+            message = {"role": "assistant", "content": data["answer"] + sources_block(data)}
             return JSONResponse({
                 "id": ident, "object": "chat.completion", "created": created, "model": body.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": data["answer"] + sources_block(data)},
-                             "finish_reason": "stop", "logprobs": None}],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, **extras(data)})
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
