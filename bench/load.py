@@ -66,8 +66,11 @@ def client_loop(url: str, seconds: float, offset: int, latencies: list[float], e
 
 
 def api_client_loop(url: str, seconds: float, offset: int, latencies: list[float], errors: list[str],
-                    lock: threading.Lock) -> None:
-    """One API client: ``POST /api/ask`` back to back on one kept-alive connection until the time is up."""
+                    lock: threading.Lock, pipeline: list[float] | None = None) -> None:
+    """One API client: ``POST /api/ask`` back to back on one kept-alive connection until the time is up.
+
+    ``pipeline`` receives each answer's own ``latency_ms`` (retrieval and answer, inside the server).
+    """
     host, port = url.split("//", 1)[1].strip("/").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=120)
     end = time.monotonic() + seconds
@@ -80,7 +83,8 @@ def api_client_loop(url: str, seconds: float, offset: int, latencies: list[float
             conn.request("POST", "/api/ask", body=body, headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
             data = resp.read()
-            ok = resp.status == 200 and "answer" in json.loads(data)
+            answer = json.loads(data) if resp.status == 200 else {}
+            ok = "answer" in answer
             why = "" if ok else f"HTTP {resp.status}: {data[:150]!r}"
         except (OSError, http.client.HTTPException, ValueError) as exc:
             ok, why = False, f"{type(exc).__name__}: {exc}"
@@ -90,6 +94,8 @@ def api_client_loop(url: str, seconds: float, offset: int, latencies: list[float
         with lock:
             if ok:
                 latencies.append(ms)
+                if pipeline is not None:
+                    pipeline.append(float(answer.get("latency_ms", 0.0)))
             else:
                 errors.append(why[:200])
     conn.close()
@@ -115,13 +121,15 @@ def run(clients: int, seconds: float, index: Path | None, api: bool = False) -> 
         server = start_server(index, port, Path(tmp) / "serve.log")
         url = f"http://127.0.0.1:{port}/"
         latencies: list[float] = []
+        pipeline: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
         try:
             loop = api_client_loop if api else client_loop
             if api:  # warm: the first answers load what a question needs
                 api_client_loop(url, 2.0, 0, [], [], threading.Lock())
-            threads = [threading.Thread(target=loop, args=(url, seconds, i * 7, latencies, errors, lock))
+            extra = (pipeline,) if api else ()
+            threads = [threading.Thread(target=loop, args=(url, seconds, i * 7, latencies, errors, lock, *extra))
                        for i in range(clients)]
             t0 = time.perf_counter()
             for t in threads:
@@ -136,7 +144,8 @@ def run(clients: int, seconds: float, index: Path | None, api: bool = False) -> 
             "answered": len(latencies), "errors": len(errors),
             "error_samples": errors[:5], "p50_ms": round(percentile(latencies, 0.50), 1),
             "p95_ms": round(percentile(latencies, 0.95), 1), "answers_per_s": round(len(latencies) / wall, 2),
-            "cpus": os.cpu_count()}
+            "pipeline_p50_ms": round(percentile(pipeline, 0.50), 1) if pipeline else None,
+            "cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1)}
 
 
 def main() -> None:
@@ -153,6 +162,9 @@ def main() -> None:
     print(f"{'clients':>8} {'seconds':>8} {'answered':>9} {'errors':>7} {'p50 ms':>8} {'p95 ms':>8} {'answers/s':>10}")
     print(f"{res['clients']:>8} {res['seconds']:>8.0f} {res['answered']:>9} {res['errors']:>7} "
           f"{res['p50_ms']:>8.1f} {res['p95_ms']:>8.1f} {res['answers_per_s']:>10.2f}")
+    if res["pipeline_p50_ms"] is not None:
+        print(f"p50 of the answers' own latency_ms (retrieval and answer in the server): {res['pipeline_p50_ms']} ms; "
+              f"load average {res['load_average']} on {res['cpus']} cores")
     for e in res["error_samples"]:
         print(f"error: {e}")
     if args.out:

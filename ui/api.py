@@ -362,8 +362,8 @@ def create_app(chat: Any, chats: ChatStore, logins: Logins) -> FastAPI:
             return out
 
         if not body.stream:
-            answer = await answering.run(chat.rag.ask, *args)
-            return JSONResponse(await anyio.to_thread.run_sync(save, answer.to_json()))
+            out = (await answering.run(chat.rag.ask, *args)).to_json()
+            return JSONResponse(await anyio.to_thread.run_sync(save, out) if body.conversation else out)
 
         async def events() -> AsyncIterator[str]:
             stream = chat.rag.ask_stream(*args)
