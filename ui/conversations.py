@@ -9,6 +9,7 @@ goes through :mod:`ui.render` as everywhere else on the page.
 
 from __future__ import annotations
 
+import atexit
 import html
 import logging
 import shutil
@@ -47,7 +48,7 @@ def _flag_values() -> set[str]:
 
 
 class ConversationPanel:
-    """The conversations side of the page; each public method is an event handler.
+    """The conversations side of the page: its event handlers (the section "events") and the views they return.
 
     Parameters
     ----------
@@ -56,14 +57,18 @@ class ConversationPanel:
     answer_stream : callable
         The chat's answer stream, :meth:`ui.app.ChatApp.respond`; :meth:`respond` saves what it answers.
     export_dir : Path, optional
-        Where export files are written for download (default: a temporary folder of this server).
+        Where export files are written for download (default: a temporary folder of this server,
+        removed when it exits).
     """
 
     def __init__(self, chats: ChatStore, answer_stream: Callable[..., Iterator[tuple]],
                  export_dir: Path | None = None):
         self.chats = chats
         self.answer_stream = answer_stream
-        self.export_dir = export_dir or Path(tempfile.mkdtemp(prefix="rag-exports-"))
+        if export_dir is None:
+            export_dir = Path(tempfile.mkdtemp(prefix="rag-exports-"))
+            atexit.register(shutil.rmtree, export_dir, ignore_errors=True)
+        self.export_dir = export_dir
 
     # -- views ------------------------------------------------------------------------------
     def choices(self, user: str) -> list[tuple[str, str]]:
