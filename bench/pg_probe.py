@@ -29,15 +29,15 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from rag.lexical import LexicalIndex, query_terms
+from rag.term_table import TermTable
+from rag.vectors import VectorIndex
 
 from rag.config import Config
-from rag.lexical import LexicalIndex, query_terms
 from rag.retrieval import collapse, fuse
 from rag.schema import Hit
 from rag.store import Store
-from rag.term_table import TermTable
 from rag.text import detect_language
-from rag.vectors import VectorIndex
 from tests.servers import postgres
 
 from .measure import percentiles_ms
@@ -257,8 +257,9 @@ class Composer:
     WORDS = 150
 
     def __init__(self, seed: int = 0):
-        from rag.embedding import get_embedder
         from rag.lexical import index_terms
+
+        from rag.embedding import get_embedder
 
         from .corpus import load_piaf, piece_vectors
 
@@ -558,9 +559,10 @@ def ray_section(args) -> dict:
     """Ray Data encoding of PIAF-dev's chunks on a 2-node loopback cluster, against a local encode."""
     import shutil
 
-    from rag.embedding import get_embedder
     from rag.indexer import Indexer
     from rag.loading import load_paths
+
+    from rag.embedding import get_embedder
     from tests.servers.netns import NetNamespace
     from tests.servers.ray_cluster import cluster_env, start_cluster
 

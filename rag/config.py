@@ -85,6 +85,9 @@ class Config:
         Where the web chat saves uploaded articles (empty: ``uploads/`` beside the index folder).
     upload_max_mb : float
         Largest file the web chat accepts.
+    chats_dir : str
+        Where saved conversations are kept (empty: ``chats/`` beside the index folder; never
+        inside it, so rebuilding or repairing an index cannot touch them).
     ui_lang : str
         Interface language of the web chat, ``fr`` or ``en`` (empty: the browser's).
     allow_private_urls : bool
@@ -130,6 +133,7 @@ class Config:
     port: int = 7860
     upload_dir: str = ""
     upload_max_mb: float = 20.0
+    chats_dir: str = ""
     ui_lang: str = ""
     allow_private_urls: bool = False
     fetch_timeout: float = 20.0

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import gradio as gr
+import uvicorn
 
+from rag.chats import ChatStore
 from rag.cli.common import explain
 from rag.config import Config
 from rag.dates import day_range
-from rag.errors import BadInput, IndexProblem
+from rag.errors import IndexProblem
 from rag.ingest.fetch import is_address
 from rag.pipeline import RAG
 
+from .api import create_app
+from .auth import Logins, parse_logins
+from .conversations import ConversationPanel, feedback_options, render_feedback, render_panel, wire
 from .i18n import EXAMPLES, LANGS, pick_lang, t, tn
 from .jobs import IndexJobs, Job, JobState
 from .render import (
@@ -310,7 +318,7 @@ def _notes_html(notes: Sequence[str], busy: bool = False) -> str:
     return f'<ul class="rag-notes{" rag-busy" if busy else ""}" aria-live="polite">{items}</ul>'
 
 
-def build_app(rag: RAG | ChatApp, config: Config | None = None):
+def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore | None = None):
     """The Gradio Blocks app (call :func:`launch` to serve it).
 
     Parameters
@@ -319,11 +327,16 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
         The pipeline (a :class:`ChatApp` is made around it) or a ready :class:`ChatApp`.
     config : Config, optional
         Settings (default: the pipeline's).
+    chats : ChatStore, optional
+        Where conversations are saved (default: :func:`rag.chats.chats_dir` of the settings).
     """
     app = rag if isinstance(rag, ChatApp) else ChatApp(config or rag.config, rag=rag)
     cfg = app.config
+    chats = chats or ChatStore.from_config(cfg)
+    panel = ConversationPanel(chats, app.respond)
     lang0 = cfg.ui_lang or "fr"
     with gr.Blocks(title=t(lang0, "title"), fill_width=True, delete_cache=(3600, 3600)) as demo:
+        conv = render_panel(lang0)
         lang = gr.State(lang0)
         turns = gr.State([])
         pending = gr.State("")
@@ -337,11 +350,12 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
             with gr.Column(scale=3, min_width=380):
                 chat = gr.Chatbot(label=t(lang0, "chat"), height=560, elem_id="rag-chat", latex_delimiters=[],
                                   placeholder=_placeholder(lang0), examples=[{"text": q} for q in EXAMPLES[lang0]],
-                                  feedback_options=None, buttons=["copy"], autoscroll=True)
+                                  feedback_options=feedback_options(lang0), buttons=["copy"], autoscroll=True)
                 with gr.Row(elem_id="rag-ask"):
                     box = gr.Textbox(show_label=False, placeholder=t(lang0, "placeholder"), scale=8, lines=1,
                                      max_lines=4, autofocus=True, elem_id="rag-question", container=False)
                     send = gr.Button(t(lang0, "send"), variant="primary", scale=1, min_width=90, elem_id="rag-send")
+                conv.update(render_feedback(lang0))
                 clear = gr.Button(t(lang0, "clear"), size="sm", variant="secondary", elem_id="rag-clear")
                 with gr.Accordion(t(lang0, "settings"), open=False, elem_id="rag-settings") as acc_settings:
                     k = gr.Slider(1, 10, value=min(cfg.top_k, 10), step=1, label=t(lang0, "k"), elem_id="rag-k")
@@ -377,12 +391,13 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
 
         labelled = [header, chat, box, send, clear, acc_settings, k, mode, restrict, acc_docs, files, remove_pick,
                     remove_btn, sources_head, sources, doc_table, since, until, addr_box, addr_btn]
-        demo.load(app.on_load, None, [lang, lang_pick, seen_gen, *labelled], queue=False)
-        lang_pick.input(lambda v, tr, r: (v, *app.relabel(v, tr, r)), [lang_pick, turns, restrict],
-                        [lang, *labelled], queue=False)
+        loaded = demo.load(app.on_load, None, [lang, lang_pick, seen_gen, *labelled], queue=False)
+        relabelled = lang_pick.input(lambda v, tr, r: (v, *app.relabel(v, tr, r)), [lang_pick, turns, restrict],
+                                     [lang, *labelled], queue=False)
 
-        answer_io = dict(fn=app.respond, inputs=[pending, turns, k, mode, restrict, since, until, lang],
-                         outputs=[chat, sources, turns, pending, busy], concurrency_id="chat",
+        answer_io = dict(fn=panel.respond, inputs=[pending, turns, k, mode, restrict, since, until, lang,
+                                                   conv["conv_id"]],
+                         outputs=[chat, sources, turns, pending, busy, *conv["saved"]], concurrency_id="chat",
                          concurrency_limit=CHAT_CONCURRENCY, show_progress="minimal")
         answering = []
         for trigger in (box.submit, send.click):
@@ -390,8 +405,13 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
                              .then(**answer_io))
         answering.append(chat.example_select(app.pick_example, [turns, busy], [box, chat, pending, busy],
                                              queue=False).then(**answer_io))
+        page = dict(chat=chat, sources=sources, turns=turns, pending=pending, busy=busy, lang=lang)
+        wire(panel, conv, page, answering)
+        loaded.then(panel.on_load, [conv["stored"], lang], conv["shown"], queue=False).then(**conv["exports"])
+        relabelled.then(panel.relabel, [lang, conv["conv_id"]], conv["relabelled"], queue=False)
         for trigger in (clear.click, chat.clear):
-            trigger(app.clear, [lang], [chat, sources, turns, pending, busy], queue=False, cancels=answering)
+            trigger(app.clear, [lang], [chat, sources, turns, pending, busy], queue=False, cancels=answering).then(
+                panel.detach, [lang], conv["shown"], queue=False).then(**conv["exports"])
 
         index_out = [notes, header, doc_table, restrict, remove_pick]
         files.upload(app.upload, [files, lang, restrict], [*index_out, files, seen_gen],
@@ -406,12 +426,14 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None):
         gr.api(app.ask_api, api_name="ask", concurrency_id="chat", concurrency_limit=CHAT_CONCURRENCY,
                api_description="Answer one question; returns the Answer JSON (answer, abstained, citations). "
                                "since / until (YYYY-MM-DD, optional): only articles dated in that range.")
-    demo.rag_app = app
+    demo.rag_app, demo.rag_chats = app, chats
     return demo
 
 
-def launch(demo, config: Config, auth: str | None = None, block: bool = True):
-    """Start serving ``demo`` on ``config.host:config.port`` (127.0.0.1 unless told otherwise).
+def launch(demo, config: Config, auth: str | None = None, block: bool = True, api_token: str | None = None):
+    """Serve ``demo`` and the HTTP API on ``config.host:config.port`` (127.0.0.1 unless told otherwise).
+
+    The API (:func:`ui.api.create_app`) answers ``/api`` and ``/v1``; the chat is mounted beside it at ``/``.
 
     Parameters
     ----------
@@ -420,39 +442,53 @@ def launch(demo, config: Config, auth: str | None = None, block: bool = True):
     config : Config
         ``host``, ``port`` and ``upload_max_mb``.
     auth : str, optional
-        ``user:password`` required to open the page.
+        Logins ``user:password`` (several separated by ``,``) required to open the page and call the API.
     block : bool
-        Serve until interrupted (False: return at once, for tests and benchmarks).
+        Serve until interrupted (False: return once listening, for tests and benchmarks).
+    api_token : str, optional
+        Bearer tokens of the API (``RAG_API_TOKEN``).
 
     Returns
     -------
-    The value of ``Blocks.launch`` (app, local URL, share URL).
+    (FastAPI app, local URL, uvicorn.Server)
+        Set ``server.should_exit = True`` to stop a server started with ``block=False``.
     """
-    creds = parse_auth(auth)
+    logins = Logins.parse(auth, api_token)
     css = (ASSETS / "style.css").read_text(encoding="utf-8")
     js = (ASSETS / "chat.js").read_text(encoding="utf-8")
-    return demo.queue(default_concurrency_limit=CHAT_CONCURRENCY, max_size=MAX_QUEUE).launch(
-        server_name=config.host, server_port=config.port, auth=creds,
-        auth_message="Questions sur vos articles — connexion / sign in", show_error=False,
-        max_file_size=int(config.upload_max_mb * MB), css=css, head=f"<script>{js}</script>",
-        prevent_thread_lock=not block, quiet=not block, footer_links=["api", "settings"])
+    demo.queue(default_concurrency_limit=CHAT_CONCURRENCY, max_size=MAX_QUEUE)
+    root = create_app(demo.rag_app, demo.rag_chats, logins)
+    gr.mount_gradio_app(root, demo, path="/", auth=logins.check if logins.passwords else None,
+                        auth_message="Questions sur vos articles — connexion / sign in", show_error=False,
+                        max_file_size=int(config.upload_max_mb * MB), css=css, head=f"<script>{js}</script>",
+                        footer_links=["api", "settings"], server_name=config.host, server_port=config.port)
+    server = uvicorn.Server(uvicorn.Config(root, host=config.host, port=config.port, log_level="warning",
+                                           timeout_graceful_shutdown=5))
+    url = f"http://{config.host}:{config.port}/"
+    if block:
+        log.warning("serving the chat on %s, the API on %sapi/docs", url, url)
+        server.run()
+        return root, url, server
+    thread = threading.Thread(target=server.run, name="rag-serve", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
+    return root, url, server
 
 
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
-    """``"user:password"`` -> ``("user", "password")``; a value without ``:`` or a part empty is an error."""
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise BadInput("--auth / RAG_AUTH: expected USER:PASSWORD (both non-empty)")
-    return user, password
+def parse_auth(auth: str | None) -> list[tuple[str, str]] | None:
+    """``"alice:pw1,bob:pw2"`` -> ``[("alice", "pw1"), ("bob", "pw2")]``; an entry without ``:`` or with a
+    part empty is an error (see :func:`ui.auth.parse_logins`)."""
+    return list(parse_logins(auth).items()) or None
 
 
 def serve(config: Config, auth: str | None = None) -> int:
-    """Serve the chat on ``config.host:config.port`` until interrupted (``rag serve``)."""
-    parse_auth(auth)  # a bad value fails before the model loads
+    """Serve the chat and its API on ``config.host:config.port`` until interrupted (``rag serve``)."""
+    token = os.environ.get("RAG_API_TOKEN")
+    Logins.parse(auth, token)  # bad values fail before the model loads
+    chats = ChatStore.from_config(config)
     app = ChatApp(config)
     app.warm_up()
-    demo = build_app(app)
-    launch(demo, config, auth=auth, block=True)
+    demo = build_app(app, chats=chats)
+    launch(demo, config, auth=auth, block=True, api_token=token)
     return 0

@@ -15,11 +15,14 @@ from rag.errors import DependencyMissing
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``rag serve``."""
-    sv = sub.add_parser("serve", help="serve the web chat", description="Serve the Gradio web chat.")
+    sv = sub.add_parser("serve", help="serve the web chat and its HTTP API",
+                        description="Serve the Gradio web chat, and beside it the HTTP API (/api, schema at "
+                                    "/api/openapi.json) and an OpenAI-compatible /v1 (see docs/api.md).")
     index_arg(sv)
     sv.add_argument("--host", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 exposes it)")
     sv.add_argument("--port", type=int, help="port (default: 7860)")
-    sv.add_argument("--auth", metavar="USER:PASSWORD", help="require a login (or RAG_AUTH)")
+    sv.add_argument("--auth", metavar="USER:PASSWORD", help="require a login (or RAG_AUTH); several separated by ','; "
+                    "the HTTP API (/api, /v1) takes the same logins, or a bearer token of RAG_API_TOKEN")
     sv.set_defaults(handler=cmd_serve)
 
 

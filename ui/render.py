@@ -21,7 +21,7 @@ from .i18n import t, tn
 
 MARKERS = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")  # '<', '>', '&' become entities first
-MAX_TURNS_SHOWN = 30  # sources of older answers are dropped from the page
+MAX_TURNS_SHOWN = 30  # answers shown on the page, with their sources; older ones stay in the saved conversation
 
 
 @dataclass
@@ -212,9 +212,10 @@ def document_choices(docs: Iterable[dict]) -> list[tuple[str, str]]:
 
 
 def message_list(turns: Sequence[Turn]) -> list[dict]:
-    """The chat history in the Chatbot's messages format."""
+    """The chat history in the Chatbot's messages format: the last :data:`MAX_TURNS_SHOWN` turns, the
+    ones whose sources the page holds (a long conversation stays quick to show)."""
     out: list[dict] = []
-    for turn in turns:
+    for turn in turns[-MAX_TURNS_SHOWN:]:
         out.append({"role": "user", "content": question_markdown(turn.question)})
         out.append({"role": "assistant", "content": answer_markdown(turn.answer, turn.number)})
     return out

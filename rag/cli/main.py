@@ -21,7 +21,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import RagError
-from . import ask, evaluate, index
+from . import ask, chats, evaluate, index
 from .common import EXIT_FAILED, exit_code, explain
 
 log = logging.getLogger("rag")
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: ./rag.toml if present)")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (index, ask, evaluate):
+    for module in (index, ask, evaluate, chats):
         module.add_parser(sub)
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(sub)

@@ -217,7 +217,7 @@ def test_french_browser_gets_the_french_interface_and_the_toggle_switches_it(ope
 def test_english_browser_gets_the_english_interface(open_chat):
     page = open_chat("en-US")
     assert page.locator("#rag-head h1").inner_text() == "Ask your articles"
-    assert page.locator("#rag-clear").inner_text() == "Clear conversation"
+    assert page.locator("#rag-clear").inner_text() == "New conversation"
     assert page.locator("#rag-head").get_attribute("data-lang") == "en"
 
 
@@ -393,10 +393,13 @@ def test_the_server_listens_on_loopback_only(server):
 def test_a_bad_login_value_is_refused_before_serving():
     from ui.app import parse_auth
 
-    assert parse_auth("alice:s3:cret") == ("alice", "s3:cret") and parse_auth(None) is None
-    for value in ("alice:", ":secret"):
+    assert parse_auth("alice:s3:cret") == [("alice", "s3:cret")] and parse_auth(None) is None
+    assert parse_auth("alice:pw1,bob:pw2") == [("alice", "pw1"), ("bob", "pw2")]
+    for value in ("alice:", ":secret", "alice:pw,"):
         with pytest.raises(ValueError, match="USER:PASSWORD"):
             parse_auth(value)
+    with pytest.raises(ValueError, match="'alice' is given twice"):
+        parse_auth("alice:pw1,alice:pw2")
     proc = subprocess.run([sys.executable, "-m", "rag", "serve", "--auth", "alice", "--port", str(free_port())],
                           cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
