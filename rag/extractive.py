@@ -35,7 +35,7 @@ import numpy as np
 
 from .answering import AnswerMode, Request, abstain, citation_for
 from .config import Config
-from .lexical import QUESTION_WORDS, analyze
+from .lexical import QUESTION_WORDS, terms_of, word_terms
 from .questions import QuestionType, asked_noun, question_type, strip_meta
 from .schema import Answer, Citation, Hit
 from .sentences import Span, has_date, has_number, names, places, split_sentences
@@ -84,16 +84,6 @@ CONTEXT_WEIGHT = 0.5  # weight of the words a follow-up question borrows from th
 
 
 @lru_cache(maxsize=200_000)
-def _word_terms(word: str, lang: str) -> tuple[str, ...]:
-    return tuple(analyze(word, lang))
-
-
-def terms_of(text: str, lang: str) -> list[str]:
-    """``analyze(text, lang)``, word by word through a cache (analysis never crosses white space)."""
-    return [t for w in text.split() for t in _word_terms(w, lang)]
-
-
-@lru_cache(maxsize=200_000)
 def _word_prefixes(word: str) -> frozenset[str]:
     return frozenset(w[:PREFIX] for w in normalize_answer(word).split() if len(w) >= PREFIX)
 
@@ -104,7 +94,7 @@ def prefixes_of(text: str, lang: str) -> list[frozenset[str]]:
     Two languages' stemmers cut cognates differently (*envoyé* -> ``envoi``, *envoy* -> ``envoy``);
     their written forms still share a prefix, so matches across languages compare those too.
     """
-    return [_word_prefixes(w) for w in text.split() for _ in _word_terms(w, lang)]
+    return [_word_prefixes(w) for w in text.split() for _ in word_terms(w, lang)]
 
 
 class TermStats:
@@ -194,8 +184,8 @@ def make_query(question: str, lang: str, stats: TermStats, context: str = "") ->
     question meet French ones by prefix, of their stems or of their written words.
     ``context`` (words a follow-up borrows from the chat) counts ``CONTEXT_WEIGHT`` as much.
     """
-    skip = {t for words in QUESTION_WORDS.values() for w in words for lg in ("fr", "en") for t in _word_terms(w, lg)}
-    skip.update(_word_terms(asked_noun(question, lang), lang))
+    skip = {t for words in QUESTION_WORDS.values() for w in words for lg in ("fr", "en") for t in word_terms(w, lg)}
+    skip.update(word_terms(asked_noun(question, lang), lang))
     text = strip_meta(question, lang)
     pairs = [(t, p) for t, p in zip(terms_of(text, lang), prefixes_of(text, lang)) if t not in skip]
     seq = [t for t, _ in pairs]

@@ -77,6 +77,22 @@ def analyze(text: str, lang: str = "fr") -> list[str]:
     return [strip_accents(s) for s in _stemmer(lang).stemWords(words)]
 
 
+def stopwords(lang: str) -> frozenset[str]:
+    """The words :func:`analyze` drops in ``lang`` (lower case; French for a language it lacks)."""
+    return _STOPWORDS.get(lang, _STOPWORDS["fr"])
+
+
+@lru_cache(maxsize=200_000)
+def word_terms(word: str, lang: str) -> tuple[str, ...]:
+    """``analyze(word, lang)`` of one written word, remembered (the same words come back in every passage)."""
+    return tuple(analyze(word, lang))
+
+
+def terms_of(text: str, lang: str) -> list[str]:
+    """``analyze(text, lang)``, word by word through a cache (analysis never crosses white space)."""
+    return [t for w in text.split() for t in word_terms(w, lang)]
+
+
 @lru_cache(maxsize=1 << 16)
 def _fold(word: str) -> str:
     """``strip_accents``, remembered: the same words come back in every chunk."""

@@ -1,4 +1,4 @@
-"""The data that flows between stages: Document, Chunk, Hit, Citation, Answer."""
+"""The data that flows between stages: Document, Chunk, Hit, Citation, Short, Answer."""
 
 from __future__ import annotations
 
@@ -73,6 +73,20 @@ class Citation:
     score: float
     sentence_start: int | None = None
     sentence_end: int | None = None
+
+
+@dataclass
+class Short:
+    """The exact words of a cited passage that answer: ``document.text[start:end] == text``.
+
+    ``n`` is the citation the words are under; ``score`` the span finder's confidence, in [0, 1].
+    """
+
+    text: str
+    n: int
+    start: int
+    end: int
+    score: float
 
 
 @dataclass
