@@ -157,7 +157,7 @@ _NUMBER_EXPR = re.compile(rf"(?<![\w,.])(?P<core>(?:{_AMOUNT})(?:\s*(?:{_SCALE})
                           r"(?:\s+(?:de\s+|d['’]|of\s+)?(?P<unit>[^\W\d_][\w’'‑-]*))?", re.I)
 _CAP_WORD = r"[A-ZÀ-ÖØ-Þ][\w’'‑-]*"
 _PARTICLES = r"(?:de|du|des|la|le|les|von|van|der|den|al|el|ben|bin|ibn|da|di|do|dos|of|the)"
-_NAME_EXPR = re.compile(rf"(?<![\w’'‑-]){_CAP_WORD}(?:\s+(?:{_PARTICLES}\s+|[dl]['’])*{_CAP_WORD})*")
+_NAME_EXPR = re.compile(rf"(?<![\w‑-]){_CAP_WORD}(?:\s+(?:{_PARTICLES}\s+|[dl]['’])*{_CAP_WORD})*")
 _QUOTE_EXPR = re.compile(r"«\s*([^«»]{1,200}?)\s*»|“([^“”]{1,200})”|\"([^\"]{1,200})\"")
 _LEADING = frozenset("le la les l un une des du de d en au aux the a an in on at il elle ils elles ce cette ces "
                      "son sa ses leur leurs selon pour par dans sur avec mais et".split())
