@@ -267,7 +267,8 @@ def timing(records: list[Record], model: sp.SpanModel) -> dict:
         cpu.append((time.process_time() - c0) * 1000)
     return {"answers": len(wall), "wall_p50_ms": round(float(np.percentile(wall, 50)), 2),
             "wall_p95_ms": round(float(np.percentile(wall, 95)), 2),
-            "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2), "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 2)}
+            "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
+            "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 2)}
 
 
 def main(argv: list[str] | None = None) -> int:

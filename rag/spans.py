@@ -58,8 +58,9 @@ _WEEKDAYS = frozenset(normalize_answer(WEEKDAYS).split())
 _NUMBER_WORDS = frozenset(normalize_answer(NUMBER_WORDS).split())
 _DETERMINERS = frozenset("le la les l un une des du au aux ce cet cette ces son sa ses leur leurs mon ma mes notre nos "
                          "the a an his her its their this these those".split())
-_PREPOSITIONS = frozenset("à a de d en dans par pour sur sous avec sans vers chez entre contre depuis pendant selon après "
-                          "avant durant of in at on by for with from to into during since after before about".split())
+_PREPOSITIONS = frozenset("à a de d en dans par pour sur sous avec sans vers chez entre contre depuis pendant selon "
+                          "après avant durant of in at on by for with from to into during since after before "
+                          "about".split())
 _COORDINATION = frozenset("et ou and or".split())
 # Words whose presence at an edge of the span, or right before it, the model weighs one by one.
 EDGE_WORDS = ("le", "la", "les", "l", "un", "une", "des", "du", "de", "d", "à", "au", "aux", "en", "dans", "par",
@@ -390,7 +391,7 @@ def _features(question: Question, sent: Sentence, s_ix: int, i: np.ndarray, j: n
     for p, q in ent | _token_pairs(w, dates(sent.text)) | _token_pairs(w, [u for _, u in amounts]):
         items += (i <= p) & (j >= q)
     runs = _runs(w)
-    nonstop = content = n - count("stop")
+    nonstop = n - count("stop")
     caps = count("cap")
     prev = np.maximum(i - 1, 0)
     has_prev = i > 0
@@ -593,6 +594,7 @@ def short_for(request: "Request", choice: "Choice", answer: Answer, model: SpanM
     return Short(pick.text, pick.n, pick.start, pick.end, round(pick.confidence, 4))
 
 
-__all__ = ["Sentence", "Pick", "Question", "Candidates", "SpanModel", "FEATURES", "GROUPS", "CONFIDENCE_FEATURES", "FITS",
+__all__ = ["Sentence", "Pick", "Question", "Candidates", "SpanModel", "FEATURES", "GROUPS", "CONFIDENCE_FEATURES",
+           "FITS",
            "load_model", "default_model", "analyse_question", "candidates", "probabilities", "confidence_features",
            "find_span", "answer_sentences", "short_for"]

@@ -38,11 +38,12 @@ def pick(question: str, document: str, *holding: str) -> sp.Pick:
     return found
 
 
-ARTICLE_FR = ("Un nouveau pont à Lyon\n\nUn nouveau pont piéton a été inauguré samedi à Lyon, au-dessus de la Saône. "
-              "Il mesure 180 mètres et a coûté 25 millions d’euros. La maire a salué « un lien entre les deux rives ».")
-ARTICLE_EN = ("Solar farm opens in Nevada\n\nThe largest solar farm in the state opened on Monday near Las Vegas. "
-              "The plant can power 120,000 homes, its operator said. Construction took three years and employed "
-              "900 workers.")
+ARTICLE_FR = ("Un nouveau pont à Lyon\n\nUn nouveau pont piéton a été inauguré samedi à Lyon, au-dessus de la "
+              "Saône. Il mesure 180 mètres et a coûté 25 millions d’euros. La maire a salué « un lien entre les "
+              "deux rives ».")
+ARTICLE_EN = ("Solar farm opens in Nevada\n\nThe largest solar farm in the state opened on Monday near Las "
+              "Vegas. The plant can power 120,000 homes, its operator said. Construction took three years and "
+              "employed 900 workers.")
 
 
 TYPED = [
@@ -192,7 +193,8 @@ def test_dates_numbers_names_and_quotes_are_found_in_french_and_english():
     def texts(text, spans):
         return [text[s.start:s.end] for s in spans]
 
-    fr = "Le 6 février 2026, après la guerre de juin dernier, l'Organisation des Nations unies a versé 25 millions d'euros."
+    fr = ("Le 6 février 2026, après la guerre de juin dernier, l'Organisation des Nations unies a versé "
+          "25 millions d'euros.")
     assert texts(fr, dates(fr)) == ["6 février 2026", "juin dernier"]
     assert ("25 millions", "25 millions d'euros") in [(fr[a.start:a.end], fr[b.start:b.end]) for a, b in numbers(fr)]
     assert "Organisation des Nations" in texts(fr, entities(fr))
