@@ -30,6 +30,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -67,9 +68,18 @@ def article_of(key: str) -> tuple[int, int]:
     return int(a), int(p)
 
 
-def build_indexes(piaf: str) -> dict[str, tuple[Path, set[str]]]:
-    """The three kinds of index (four folders), each with the ids of its documents."""
+SUBSETS = ("full", "para", "even", "odd")
+
+
+def build_indexes(piaf: str, names: Sequence[str] = SUBSETS,
+                  root: Path | None = None) -> dict[str, tuple[Path, set[str]]]:
+    """The three kinds of index (four folders), each with the ids of its documents.
+
+    ``names``: the subsets to build (of :data:`SUBSETS`; "full" is always built, the others start
+    from its embedding cache); ``root``: their parent folder (default: the cache's ``fit-index``).
+    """
     config = load_config()
+    root = root or config.cache_path / "fit-index"
     docs = load_paths([piaf]).documents
     where = {d.id: article_of(d.key) for d in docs}
     subsets = {
@@ -80,7 +90,9 @@ def build_indexes(piaf: str) -> dict[str, tuple[Path, set[str]]]:
     }
     out = {}
     for name, subset in subsets.items():  # "full" first: the others start from its embedding cache
-        folder = config.cache_path / "fit-index" / name
+        if name != "full" and name not in names:
+            continue
+        folder = root / name
         if not folder.exists() and name != "full":
             shutil.copytree(out["full"][0], folder)
         Indexer(config).reindex(subset, index_dir=folder, progress=False)

@@ -1,4 +1,4 @@
-"""The data that flows between stages: Document, Chunk, Hit, Citation, Answer."""
+"""The data that flows between stages: Document, Chunk, Hit, Citation, Short, Answer."""
 
 from __future__ import annotations
 
@@ -102,6 +102,20 @@ class Citation:
 
 
 @dataclass
+class Short:
+    """The exact words of a cited passage that answer: ``document.text[start:end] == text``.
+
+    ``n`` is the citation the words are under; ``score`` the span finder's confidence, in [0, 1].
+    """
+
+    text: str
+    n: int
+    start: int
+    end: int
+    score: float = 1.0
+
+
+@dataclass
 class Answer:
     """An answer with ``[n]`` markers, its citations and whether it abstained."""
 
@@ -109,6 +123,7 @@ class Answer:
     answer: str
     abstained: bool
     citations: list[Citation] = field(default_factory=list)
+    short: Short | None = None
     latency_ms: float = 0.0
     lang: str = ""
     mode: str = "extractive"

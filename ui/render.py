@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from rag.ingest.fetch import is_address
-from rag.schema import Answer, Citation
+from rag.schema import CITATION_MARKER, Answer, Citation, Short
 
 from .i18n import t, tn
 
-MARKERS = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")  # '<', '>', '&' become entities first
 MAX_TURNS_SHOWN = 30  # answers shown on the page, with their sources; older ones stay in the saved conversation
 
@@ -52,16 +51,35 @@ def marker_link(turn: int, n: int) -> str:
     return f'<a class="rag-cite" href="#{anchor(turn, n)}" title="source {n}">[{n}]</a>'
 
 
+def _with_short(text: str, short: Short | None) -> str:
+    """``text`` escaped, the short answer's words in it (its first occurrence) in ``<mark class="rag-short">``."""
+    words = " ".join(short.text.split()) if short else ""
+    at = text.find(words) if words else -1
+    if at < 0:
+        return escape_markdown(text)
+    end = at + len(words)
+    return (escape_markdown(text[:at]) + '<mark class="rag-short">' + escape_markdown(text[at:end]) + "</mark>"
+            + escape_markdown(text[end:]))
+
+
 def answer_markdown(answer: Answer, turn: int) -> str:
-    """An answer's text for the chat: escaped, its ``[n]`` markers turned into links to its sources."""
+    """An answer for the chat: the short answer first, in bold, when there is one; then the quoted
+    text, escaped, the short answer's words highlighted in the sentence of its citation, and its
+    ``[n]`` markers turned into links to its sources."""
     known = {c.n for c in answer.citations}
+    short = answer.short if answer.short is not None and answer.short.n in known else None
     parts: list[str] = []
-    pos = 0
-    for m in MARKERS.finditer(answer.answer):
+    if short is not None:
+        parts.append(f'<strong class="rag-answer">{escape_markdown(short.text)}</strong> '
+                     f"{marker_link(turn, short.n)}\n\n")
+    pos, marked = 0, short is None
+    for m in CITATION_MARKER.finditer(answer.answer):
         numbers = [int(x) for x in re.findall(r"\d+", m.group(1))]
         if not all(n in known for n in numbers):
             continue
-        parts.append(escape_markdown(answer.answer[pos:m.start()]))
+        here = not marked and short.n in numbers
+        parts.append(_with_short(answer.answer[pos:m.start()], short if here else None))
+        marked = marked or here
         parts.append("".join(marker_link(turn, n) for n in numbers))
         pos = m.end()
     parts.append(escape_markdown(answer.answer[pos:]))
@@ -76,22 +94,36 @@ def question_markdown(question: str) -> str:
     return escape_markdown(question)
 
 
-def highlight_excerpt(citation: Citation) -> str:
-    """The excerpt as HTML, the supporting sentence in ``<mark>`` when its offsets are known.
+def highlight_excerpt(citation: Citation, short: Short | None = None) -> str:
+    """The excerpt as HTML: the supporting sentence in ``<mark class="rag-support">`` when its
+    offsets are known, and in it the short answer's words (``short``, when it is under this
+    citation) in ``<mark class="rag-short">``.
 
-    ``sentence_start``/``sentence_end`` are offsets in the document text, like ``start``; a
-    sentence outside the excerpt, or unknown offsets, highlight nothing.
+    Offsets are in the document text, like ``start``; a range outside the excerpt, or unknown
+    offsets, highlight nothing.
     """
-    text = citation.excerpt
-    s, e = citation.sentence_start, citation.sentence_end
-    if s is None or e is None:
-        return html.escape(text)
-    lo = max(0, s - citation.start)
-    hi = min(len(text), e - citation.start)
-    if hi <= lo:
-        return html.escape(text)
-    return (html.escape(text[:lo]) + '<mark class="rag-support">' + html.escape(text[lo:hi]) + "</mark>"
-            + html.escape(text[hi:]))
+    text, base = citation.excerpt, citation.start
+
+    def inside(start: int | None, end: int | None) -> tuple[int, int] | None:
+        if start is None or end is None:
+            return None
+        lo, hi = max(0, start - base), min(len(text), end - base)
+        return (lo, hi) if hi > lo else None
+
+    sentence = inside(citation.sentence_start, citation.sentence_end)
+    words = inside(short.start, short.end) if short is not None and short.n == citation.n else None
+    if sentence is not None and words is not None and not (sentence[0] <= words[0] and words[1] <= sentence[1]):
+        words = None  # the marks nest: the short answer lies in its sentence
+    cuts = sorted({0, len(text), *(sentence or ()), *(words or ())})
+    out = []
+    for lo, hi in zip(cuts, cuts[1:]):
+        if sentence and lo == sentence[0]:
+            out.append('<mark class="rag-support">')
+        piece = html.escape(text[lo:hi])
+        out.append(f'<mark class="rag-short">{piece}</mark>' if words and lo == words[0] else piece)
+        if sentence and hi == sentence[1]:
+            out.append("</mark>")
+    return "".join(out)
 
 
 def _preview(citation: Citation, limit: int = 220) -> str:
@@ -127,9 +159,9 @@ def date_html(date: str, date_source: str, lang: str) -> str:
 DATE_SOURCES = ("published", "document", "server", "file", "fetched")
 
 
-def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False) -> str:
+def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False, short: Short | None = None) -> str:
     """One source card: marker, title (a link to the article when its address is known), date, source,
-    score, and the excerpt (opens on click)."""
+    score, and the excerpt (opens on click), the short answer highlighted in it."""
     c = citation
     score = max(0.0, min(1.0, float(c.score)))
     return (
@@ -144,7 +176,7 @@ def citation_html(citation: Citation, turn: int, lang: str, open_: bool = False)
         f'{html.escape(t(lang, "chars", start=c.start, end=c.end))}</span>'
         f'<span class="rag-preview">{html.escape(_preview(c))}</span>'
         f"</summary>"
-        f'<div class="rag-excerpt">{highlight_excerpt(c)}</div>'
+        f'<div class="rag-excerpt">{highlight_excerpt(c, short)}</div>'
         f"</details>"
     )
 
@@ -162,7 +194,7 @@ def sources_html(turns: Sequence[Turn], lang: str, complete: bool = True) -> str
     for i, turn in enumerate(shown):
         latest = i == len(shown) - 1
         head = html.escape(t(lang, "sources_for", question=_short(turn.question, 120)))
-        cards = "".join(citation_html(c, turn.number, lang) for c in turn.answer.citations)
+        cards = "".join(citation_html(c, turn.number, lang, short=turn.answer.short) for c in turn.answer.citations)
         if not cards:
             cards = f'<p class="rag-empty">{html.escape(t(lang, "no_sources"))}</p>'
         sections.append(f'<section class="rag-turn" data-turn="{turn.number}"{"" if latest else " hidden"}>'

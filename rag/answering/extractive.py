@@ -34,12 +34,13 @@ import numpy as np
 
 from ..config import Config
 from ..errors import BadInput
-from ..schema import Answer, Citation, Hit
+from ..schema import Answer, Citation, Hit, Short
 from ..search.stats import TermStats
 from ..text.analysis import PREFIX, QUESTION_WORDS, prefixes_of, terms_of, word_terms
 from ..text.normalize import normalize_answer
 from ..text.questions import QuestionType, asked_noun, question_type, strip_meta
 from ..text.sentences import Span, has_date, has_number, names, places, split_sentences
+from . import spans
 from .base import AnswerMode, Request, abstain, citation_for
 
 WINDOWS = (12, 6)  # terms in the proximity windows
@@ -337,6 +338,34 @@ def _gap(hit: Hit, a: Span, b: Span) -> str:
     return hit.text[a.end - hit.start:b.start - hit.start] if a.end <= b.start else "x"
 
 
+def answer_sentences(request: Request, choice: Choice, answer: Answer) -> list[spans.Sentence]:
+    """The sentences an answer quotes, best first, each with the citation it falls under."""
+    out = []
+    for c in choice.sentences:
+        hit = request.hits[c.hit]
+        n = next((cit.n for cit in answer.citations if cit.chunk_id == hit.chunk_id
+                  and (cit.sentence_start is None or cit.sentence_start <= c.span.start < (cit.sentence_end or 0))),
+                 0)
+        out.append(spans.Sentence(c.text, c.span.start, n, hit.lang, float(c.share)))
+    return out
+
+
+def short_answer(request: Request, choice: Choice, answer: Answer,
+                 model: spans.SpanModel | None = None) -> Short | None:
+    """The exact words of the quoted sentences that answer (:mod:`.spans`), or None.
+
+    None for an abstention or when no span is confident enough; ``Short.n`` is the citation the
+    span's sentence is under.
+    """
+    if answer.abstained or not choice.sentences:
+        return None
+    idf = request.stats.idf if request.stats is not None else None
+    pick = spans.find_span(request.question, request.lang, answer_sentences(request, choice, answer), model, idf=idf)
+    if pick is None:
+        return None
+    return Short(pick.text, pick.n, pick.start, pick.end, round(pick.confidence, 4))
+
+
 class ExtractiveAnswerer:
     """Answers by quoting the sentences of the passages that answer the question.
 
@@ -344,12 +373,15 @@ class ExtractiveAnswerer:
     ----------
     threshold : float
         Minimum evidence, in [0, 1], to answer rather than abstain (0 never abstains).
+    span_model : SpanModel, optional
+        How the short answer is found (default: the fitted weights of ``span_weights.json``).
     """
 
     mode = AnswerMode.EXTRACTIVE
 
-    def __init__(self, threshold: float = 0.15):
+    def __init__(self, threshold: float = 0.15, span_model: spans.SpanModel | None = None):
         self.threshold = threshold
+        self.span_model = span_model or spans.default_model()
 
     @classmethod
     def from_config(cls, config: Config) -> "ExtractiveAnswerer":
@@ -371,11 +403,13 @@ class ExtractiveAnswerer:
         return candidates
 
     def answer(self, request: Request) -> Answer:
-        """The extractive answer, or the abstention when the evidence is below the threshold."""
+        """The extractive answer with its short answer, or the abstention when the evidence is below the threshold."""
         choice = choose(self.rank(request), request.hits)
         if choice is None or choice.evidence < self.threshold:
             return abstain(request.question, request.lang)
-        return compose(request.question, request.lang, request.hits, choice.sentences)
+        answer = compose(request.question, request.lang, request.hits, choice.sentences)
+        answer.short = short_answer(request, choice, answer, self.span_model)
+        return answer
 
     def stream(self, request: Request) -> Iterator[Answer]:
         """One complete answer (an extractive answer is not written word by word)."""

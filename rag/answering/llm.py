@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 from ..config import Config
 from ..errors import DependencyMissing
-from ..schema import CITATION_MARKER, Answer, Citation, Hit
+from ..schema import CITATION_MARKER, Answer, Citation, Hit, Short, strip_markers
 from ..text.analysis import analyze
 from ..text.sentences import split_sentences
 from .base import AnswerFailure, AnswerMode, Request, abstain, citation_for, message
@@ -165,6 +165,23 @@ def citations_for(text: str, cited: Sequence[int], hits: Sequence[Hit]) -> list[
     return out
 
 
+def verbatim_span(text: str, cited: Sequence[int], hits: Sequence[Hit]) -> Short | None:
+    """The reply as a short answer, when it is itself words of a cited passage (else None).
+
+    A model's reply is usually a sentence of its own; only when the reply, markers and final
+    period left out, stands word for word in one of the passages it cites is it a short answer.
+    """
+    words = " ".join(strip_markers(text).split()).rstrip(" .")
+    if not words or len(words) > 200:
+        return None
+    for n in cited:
+        hit = hits[n - 1]
+        at = hit.text.find(words)
+        if at >= 0:
+            return Short(words, n, hit.start + at, hit.start + at + len(words), 1.0)
+    return None
+
+
 class LLMAnswerer:
     """Answers with a language model behind an OpenAI-compatible endpoint; raises :class:`LLMFailure` when it fails.
 
@@ -257,4 +274,5 @@ class LLMAnswerer:
         if removed:
             notice = message(NOTICES["removed"], request.lang).format(markers=", ".join(f"[{n}]" for n in removed))
         return Answer(request.question, cleaned, False, citations_for(cleaned, cited, request.hits),
-                      lang=request.lang, mode=self.mode.value, notice=notice)
+                      verbatim_span(cleaned, cited, request.hits), lang=request.lang, mode=self.mode.value,
+                      notice=notice)

@@ -35,7 +35,7 @@ from typing import Any, Iterator
 
 from ..config import Config
 from ..errors import BadInput
-from ..schema import Answer, Citation
+from ..schema import Answer, Citation, Short
 
 LOCAL_USER = "local"          # the one user of a chat served without logins
 DB_NAME = "chats.sqlite"
@@ -179,6 +179,8 @@ def answer_from_json(data: dict[str, Any]) -> Answer:
     cited = {f.name for f in fields(Citation)}
     values = {k: v for k, v in data.items() if k in known and k != "citations"}
     values["citations"] = [Citation(**{k: v for k, v in c.items() if k in cited}) for c in data.get("citations", [])]
+    short = data.get("short")
+    values["short"] = Short(**{f.name: short[f.name] for f in fields(Short) if f.name in short}) if short else None
     return Answer(**values)
 
 

@@ -60,9 +60,10 @@ def read_questions(path: str) -> list[str]:
 
 
 def format_answer(ans: Answer) -> str:
-    """An answer and its sources, for a terminal: each marker's title and date, its address, and its
-    excerpt around the supporting sentence."""
-    lines = [ans.answer, ""]
+    """An answer and its sources, for a terminal: the short answer first (when there is one), the
+    quoted sentences, then each marker's title and date, its address, and its excerpt around the
+    supporting sentence."""
+    lines = ([f"→ {ans.short.text} [{ans.short.n}]"] if ans.short else []) + [ans.answer, ""]
     for c in ans.citations:
         lines.append(f"[{c.n}] {c.title}{dated(c)} ({c.source}, chars {c.start}-{c.end}, score {c.score:.2f})")
         if c.url and c.url != c.source:

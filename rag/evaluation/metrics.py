@@ -42,6 +42,12 @@ def token_f1(text: str, golds: Sequence[str]) -> float:
     return best
 
 
+def exact_match(text: str, golds: Sequence[str]) -> bool:
+    """SQuAD exact match: ``text`` equals one of ``golds`` after normalisation (False without golds)."""
+    pred = answer_text(text)
+    return bool(pred) and any(pred == normalize_answer(g) for g in golds)
+
+
 def first_gold_rank(doc_ids: Sequence[str], gold: Sequence[str]) -> int | None:
     """0-based rank of the first result from a gold document, or None."""
     wanted = set(gold)

@@ -14,7 +14,7 @@ from .plots import hit_curve_png, latency_png
 from .runner import QuestionResult, result_rows
 
 RETRIEVAL_KEYS = [f"hit@{k}" for k in HIT_KS] + ["mrr@10"]
-SECTIONS = {"retrieval": RETRIEVAL_KEYS, "answer": ["contains", "f1", "citation_precision"],
+SECTIONS = {"retrieval": RETRIEVAL_KEYS, "answer": ["contains", "f1", "citation_precision", "short_exact", "short_f1"],
             "abstention": ["abstained", "false_abstention", "unanswerable"], "latency_ms": ["p50", "p95"]}
 MODES = tuple(m.value for m in Mode)
 LOWER_IS_BETTER = {"abstention.false_abstention", "latency_ms.p50", "latency_ms.p95"}
@@ -119,13 +119,14 @@ def mode_rows(report: Mapping[str, Any]) -> list[list[str]]:
 def answer_row(report: Mapping[str, Any]) -> list[str]:
     """Answer and abstention metrics, and answer latency."""
     a, b, lat = report["answer"], report["abstention"], report["latency_ms"]
-    return [_fmt(a["contains"]), _fmt(a["f1"]), _fmt(a["citation_precision"]), _fmt(b["abstained"]),
-            _fmt(b["false_abstention"]), _fmt(lat["p50"], 1), _fmt(lat["p95"], 1)]
+    return [_fmt(a["contains"]), _fmt(a["f1"]), _fmt(a.get("short_exact")), _fmt(a.get("short_f1")),
+            _fmt(a["citation_precision"]), _fmt(b["abstained"]), _fmt(b["false_abstention"]), _fmt(lat["p50"], 1),
+            _fmt(lat["p95"], 1)]
 
 
 MODE_HEADER = ["retriever", *RETRIEVAL_KEYS, "p50 ms", "p95 ms"]
-ANSWER_HEADER = ["contains", "f1", "citation precision", "abstained (unanswerable)", "false abstention",
-                 "p50 ms", "p95 ms"]
+ANSWER_HEADER = ["contains", "f1", "short exact", "short f1", "citation precision", "abstained (unanswerable)",
+                 "false abstention", "p50 ms", "p95 ms"]
 
 
 def summary_table(report: Mapping[str, Any]) -> str:

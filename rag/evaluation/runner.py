@@ -38,6 +38,7 @@ from ..store.layout import FORMAT_VERSION, index_exists, now_iso
 from .metrics import (
     DEPTH,
     contains_answer,
+    exact_match,
     first_gold_rank,
     hit_curve,
     mean,
@@ -64,6 +65,9 @@ class QuestionResult:
     abstained: bool | None = None
     contains: bool | None = None
     f1: float | None = None
+    short: str | None = None                                          # the short answer's text, if any
+    short_exact: bool | None = None
+    short_f1: float | None = None
     citations: int = 0
     citations_ok: int = 0
 
@@ -76,6 +80,9 @@ def judge_answer(res: QuestionResult, ans: Answer) -> None:
     gold = set(res.gold)
     res.contains = not ans.abstained and contains_answer(ans.answer, res.answers)
     res.f1 = 0.0 if ans.abstained else round(token_f1(ans.answer, res.answers), 4)
+    res.short = ans.short.text if ans.short is not None else None  # no short answer scores 0
+    res.short_exact = res.short is not None and exact_match(res.short, res.answers)
+    res.short_f1 = round(token_f1(res.short, res.answers), 4) if res.short is not None else 0.0
     res.citations = len(ans.citations)
     res.citations_ok = sum(1 for c in ans.citations
                            if (c.doc_id in gold if gold else contains_answer(c.excerpt, res.answers)))
@@ -153,13 +160,16 @@ def summarize(qa: QASet, results: list[QuestionResult], run: EvalRun, config: Co
         cits = sum(r.citations for r in answerable)
         report["answer"] = {"contains": mean([bool(r.contains) for r in answerable]),
                             "f1": mean([r.f1 or 0.0 for r in answerable]),
+                            "short_exact": mean([bool(r.short_exact) for r in answerable]),
+                            "short_f1": mean([r.short_f1 or 0.0 for r in answerable]),
                             "citation_precision": round(sum(r.citations_ok for r in answerable) / cits, 4) if cits else None}
         report["abstention"] = {"unanswerable": len(unanswerable),
                                 "abstained": mean([bool(r.abstained) for r in unanswerable]),
                                 "false_abstention": mean([bool(r.abstained) for r in answerable])}
         report["latency_ms"] = percentiles([r.latency_ms["answer"] for r in results])
     else:
-        report["answer"] = {"contains": None, "f1": None, "citation_precision": None}
+        report["answer"] = {"contains": None, "f1": None, "citation_precision": None, "short_exact": None,
+                            "short_f1": None}
         report["abstention"] = {"unanswerable": len(unanswerable), "abstained": None, "false_abstention": None}
         report["latency_ms"] = modes[main.value]["latency_ms"]
     report.update({"modes": modes, "k": run.k, "limit": run.limit, "index": index,

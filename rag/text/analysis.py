@@ -54,6 +54,11 @@ def content_words(text: str, lang: str, stop: frozenset[str], elide: bool) -> li
     return [w for w in _TOKEN.findall(text) if w not in stop and (len(w) > 1 or w.isdigit())]
 
 
+def stopwords(lang: str) -> frozenset[str]:
+    """The words :func:`analyze` drops in ``lang`` (lower case; French for a language it lacks)."""
+    return STOPWORDS.get(lang, STOPWORDS["fr"])
+
+
 def stems(words: list[str], lang: str) -> list[str]:
     """The Snowball stems of ``words`` in ``lang``, accents folded."""
     return [strip_accents(s) for s in _stemmer(lang).stemWords(words)]

@@ -111,6 +111,77 @@ def question_type(question: str, lang: str = "fr") -> QuestionType:
     return QuestionType.OTHER
 
 
+class Asked(str, enum.Enum):
+    """What a question asks for, finer than :class:`QuestionType` for the questions it calls ``OTHER``."""
+
+    PERSON = "person"
+    DATE = "date"
+    NUMBER = "number"
+    PLACE = "place"
+    WHICH = "which"  # quel…, lequel…, which…, what + noun: a thing of a named kind
+    WHAT = "what"    # que…, quoi…, qu'est-ce…, what…: a thing or an act
+    HOW = "how"      # comment…, how…: a manner
+    WHY = "why"      # pourquoi…, why…: a cause or a purpose
+    OTHER = "other"
+
+
+_ASKED_RULES = {
+    "fr": [(Asked.WHY, re.compile(r"\bpourquoi\b|\bpour\s+quelles?\s+raisons?\b|\bdans\s+quel\s+but\b", re.I)),
+           (Asked.HOW, re.compile(r"\bcomment\b", re.I)),
+           (Asked.WHICH, re.compile(rf"\b{_QUEL}\b", re.I)),
+           (Asked.WHAT, re.compile(r"\b(?:que|qu['’]|quoi)(?:\b|(?<=['’]))", re.I))],
+    "en": [(Asked.WHY, re.compile(r"\bwhy\b", re.I)),
+           (Asked.HOW, re.compile(r"\bhow\b", re.I)),
+           (Asked.WHICH, re.compile(r"\bwhich\b|\bwhat\s+(?!is\b|was\b|are\b|were\b|did\b|does\b|do\b|has\b|"
+                                    r"had\b|have\b)[a-z]+", re.I)),
+           (Asked.WHAT, re.compile(r"\bwhat\b", re.I))],
+}
+
+
+_HEAD_NOUN = {
+    "fr": re.compile(rf"\b{_QUEL}\s+(?:(?:est|sont|était|étaient|fut)\s+)?(?:(?:le|la|les)\s+|l['’]\s*)?"
+                     r"([^\W\d_][\w‑-]*)", re.I),
+    "en": re.compile(r"\b(?:which|what)\s+(?:(?:is|was|are|were)\s+)?(?:the\s+)?([^\W\d_][\w-]*)", re.I),
+}
+
+
+def head_noun(question: str, lang: str = "fr") -> str:
+    """The noun a *quel…* / *which…* question names (*quel professeur*, *quelle est la population*), or "".
+
+    The answer often stands right after it in the sentence (*« son professeur Armand Trousseau »*).
+
+    Examples
+    --------
+    >>> head_noun("Quel professeur de Lasègue joua un rôle déterminant ?")
+    'professeur'
+    >>> head_noun("Which carrier was sent?", "en")
+    'carrier'
+    """
+    m = _HEAD_NOUN.get(lang, _HEAD_NOUN["fr"]).search(question)
+    return m.group(1) if m else ""
+
+
+def asked_for(question: str, lang: str = "fr") -> Asked:
+    """What ``question`` asks for: its :func:`question_type`, or for ``OTHER`` the kind its question word says.
+
+    Examples
+    --------
+    >>> asked_for("Quel porte-avions a été envoyé dans la région ?").value
+    'which'
+    >>> asked_for("Pourquoi Böhme enfle-t-il ?").value
+    'why'
+    >>> asked_for("Qu'a introduit la série de lois ?").value
+    'what'
+    """
+    kind = question_type(question, lang)
+    if kind is not QuestionType.OTHER:
+        return Asked(kind.value)
+    for asked, pattern in _ASKED_RULES.get(lang, _ASKED_RULES["fr"]):
+        if pattern.search(question):
+            return asked
+    return Asked.OTHER
+
+
 # Words about the article itself ("cité dans l'article", "mentioned in the text"): never in its sentences.
 _END = r"(?=\s*[?.!]*\s*$)"
 _META = {

@@ -27,10 +27,11 @@ MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septe
 WEEKDAYS = "lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _DATE = re.compile(rf"\b(?:1\d{{3}}|20\d{{2}})\b|\b(?:{MONTHS}|{WEEKDAYS})\b|\b[IVXLC]+(?:e|ème|er)\s+siècle\b|"
                    r"\b\d+(?:e|ème)\s+siècle\b|\b(?:siècle|century|aujourd'hui|hier|demain|yesterday|today)\b", re.I)
-_NUMBER = re.compile(r"\d|\b(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|"
-                     r"vingt|trente|quarante|cinquante|soixante|cent|cents|mille|million|millions|milliard|milliards|"
-                     r"dizaine|dizaines|centaine|centaines|moitié|tiers|quart|two|three|four|five|six|seven|eight|"
-                     r"nine|ten|eleven|twelve|twenty|hundred|thousand|million|billion|half|dozen)\b", re.I)
+NUMBER_WORDS = ("deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|"
+                "vingt|trente|quarante|cinquante|soixante|cent|cents|mille|million|millions|milliard|milliards|"
+                "dizaine|dizaines|centaine|centaines|moitié|tiers|quart|two|three|four|five|six|seven|eight|"
+                "nine|ten|eleven|twelve|twenty|hundred|thousand|million|billion|half|dozen")
+_NUMBER = re.compile(rf"\d|\b(?:{NUMBER_WORDS})\b", re.I)
 _CAPITALISED = re.compile(r"(?<![\w’'‑-])[A-ZÀ-ÖØ-Þ][\w’'‑-]*")
 _PLACE_PREP = re.compile(r"(?:\b(?:à|au|aux|en|dans|de|vers|près\s+de|in|at|near|from)\s+|\bd[’'])"
                          r"(?:la\s+|le\s+|les\s+|l[’'])?[A-ZÀ-ÖØ-Þ][\w’'‑-]+")
@@ -132,3 +133,102 @@ def _after_opening(sentence: str, pos: int) -> bool:
 def places(sentence: str) -> list[str]:
     """Capitalised words after a place preposition (``à Mascate``, ``en Norvège``, ``in Oman``)."""
     return [re.split(r"[\s’']", m.group())[-1] for m in _PLACE_PREP.finditer(sentence)]
+
+
+# -- where in a sentence: the pieces a short answer can be (rag/spans.py) --------------------------
+_DAY = r"\d{1,2}(?:er|st|nd|rd|th)?"
+_YEAR = r"(?:1\d{3}|20\d{2})"
+_RELATIVE = r"(?:dernier|dernière|prochain|prochaine|soir|matin|après-midi)"
+_DATE_EXPR = re.compile(
+    rf"\b(?:(?:{WEEKDAYS})\s+)?{_DAY}\s+(?:{MONTHS})(?:\s+{_YEAR})?\b|"          # (vendredi) 6 février (2026)
+    rf"\b(?:{MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+{_YEAR})?\b|"          # February 6(, 2026)
+    rf"\b(?:{MONTHS})\s+(?:{_RELATIVE}|{_YEAR})\b|"                              # juin dernier, août 2016
+    rf"\b(?:last|next|this)\s+(?:{WEEKDAYS}|{MONTHS}|week|month|year|summer|winter|spring|autumn|fall)\b|"
+    rf"\b(?:{WEEKDAYS})(?:\s+{_RELATIVE})?\b|"                                   # vendredi (dernier)
+    rf"\b(?:la\s+semaine|l['’]an(?:née)?|le\s+mois|l['’]été|l['’]hiver)\s+{_RELATIVE}\b|"
+    rf"\b(?:les\s+)?années\s+(?:19|20)?\d0\b|\bthe\s+(?:19|20)?\d0s\b|"           # les années 1950, the 1990s
+    rf"\b{_YEAR}(?:\s*[-–]\s*(?:{_YEAR}|\d{{2}}))?\b|"                           # 1998, 2013-2014
+    r"\b[IVXLC]+(?:e|ème|er)\s+siècle\b|\b\d+(?:e|ème)\s+siècle\b|\b\d+(?:st|nd|rd|th)\s+century\b|"
+    rf"\b(?:{MONTHS})\b|\b(?:aujourd['’]hui|hier|demain|yesterday|today|tomorrow)\b", re.I)
+_AMOUNT = (r"\d+(?:[ \u00a0\u202f]\d{3})*(?:[.,]\d+)?|"
+           rf"(?:{NUMBER_WORDS})(?:[- ](?:et[- ])?(?:{NUMBER_WORDS}))*")
+_SCALE = r"millions?|milliards?|mille|billions?|thousands?|hundreds?|%|pour\s+cent|per\s*cent"
+_NUMBER_EXPR = re.compile(rf"(?<![\w,.])(?P<core>(?:{_AMOUNT})(?:\s*(?:{_SCALE}))?)(?![\w])"
+                          r"(?:\s+(?:de\s+|d['’]|of\s+)?(?P<unit>[^\W\d_][\w’'‑-]*))?", re.I)
+_CAP_WORD = r"[A-ZÀ-ÖØ-Þ][\w’'‑-]*"
+_PARTICLES = r"(?:de|du|des|la|le|les|von|van|der|den|al|el|ben|bin|ibn|da|di|do|dos|of|the)"
+_NAME_EXPR = re.compile(rf"(?<![\w‑-]){_CAP_WORD}(?:\s+(?:{_PARTICLES}\s+|[dl]['’])*{_CAP_WORD})*")
+_QUOTE_EXPR = re.compile(r"«\s*([^«»]{1,200}?)\s*»|“([^“”]{1,200})”|\"([^\"]{1,200})\"")
+_LEADING = frozenset("le la les l un une des du de d en au aux the a an in on at il elle ils elles ce cette ces "
+                     "son sa ses leur leurs selon pour par dans sur avec mais et".split())
+
+
+def dates(sentence: str) -> list[Span]:
+    """Date expressions of ``sentence``: *vendredi 6 février 2026*, *juin dernier*, *1998*, *last Friday*.
+
+    Examples
+    --------
+    >>> t = "Ils sont arrivés le vendredi 6 février 2026, après la guerre de juin dernier."
+    >>> [t[s.start:s.end] for s in dates(t)]
+    ['vendredi 6 février 2026', 'juin dernier']
+    """
+    return [Span(*m.span()) for m in _DATE_EXPR.finditer(sentence)]
+
+
+def numbers(sentence: str) -> list[tuple[Span, Span]]:
+    """Amounts of ``sentence``, each as (the number, the number with its unit when a word follows).
+
+    Examples
+    --------
+    >>> t = "Le pont mesure 180 mètres et a coûté 25 millions d'euros à 120 000 habitants."
+    >>> [(t[a.start:a.end], t[b.start:b.end]) for a, b in numbers(t)]
+    [('180', '180 mètres'), ('25 millions', "25 millions d'euros"), ('120 000', '120 000 habitants')]
+    """
+    out = []
+    for m in _NUMBER_EXPR.finditer(sentence):
+        core = Span(*m.span("core"))
+        unit = m.group("unit")
+        whole = Span(core.start, m.end("unit")) if unit and unit.lower() not in _LEADING else core
+        out.append((core, whole))
+    return out
+
+
+def entities(sentence: str) -> list[Span]:
+    """Capitalised sequences with their particles: *Abbas Araghchi*, *Organisation des Nations*, *Côte d'Ivoire*.
+
+    A sequence opening on a capitalised function word (*Le*, *En*, *The*) is given without it too.
+
+    Examples
+    --------
+    >>> t = "Le porte-avions USS Abraham Lincoln a rejoint Abbas Araghchi en Côte d'Ivoire."
+    >>> [t[s.start:s.end] for s in entities(t)]
+    ['Le', 'USS Abraham Lincoln', 'Abbas Araghchi', "Côte d'Ivoire"]
+    """
+    out = []
+    for m in _NAME_EXPR.finditer(sentence):
+        out.append(Span(*m.span()))
+        first = re.match(r"[\w]+['’]?\s*", m.group())
+        if first and first.end() < len(m.group()) and first.group().strip(" '’").lower() in _LEADING:
+            out.append(Span(m.start() + first.end(), m.end()))
+    return out
+
+
+def quotes(sentence: str) -> list[Span]:
+    """The words between quotation marks (« … », “…”, "…"), without the marks.
+
+    Examples
+    --------
+    >>> t = 'Il parle d’un « accord historique » et de "bonne foi".'
+    >>> [t[s.start:s.end] for s in quotes(t)]
+    ['accord historique', 'bonne foi']
+    """
+    out = []
+    for m in _QUOTE_EXPR.finditer(sentence):
+        group = next(g for g in (1, 2, 3) if m.group(g) is not None)
+        start, end = m.span(group)
+        text = sentence[start:end]
+        start += len(text) - len(text.lstrip())
+        end -= len(text) - len(text.rstrip())
+        if end > start:
+            out.append(Span(start, end))
+    return out

@@ -140,6 +140,7 @@ def test_summary_shares_for_answers_and_abstention(tmp_path):
         r = QuestionResult(str(i), "q", answers, ["g"] if answers else [], ranks={"hybrid": 0 if contains else None},
                            latency_ms={"hybrid": 10.0 * (i + 1), "answer": 20.0 * (i + 1)})
         r.abstained, r.contains, r.f1 = abstained, contains if answers else None, 1.0 if contains else 0.0
+        r.short_exact, r.short_f1 = contains, 0.5 if contains else 0.0  # only the first answer has a short span
         r.citations, r.citations_ok = (1, 1 if contains else 0) if answers else (0, 0)
         return r
 
@@ -150,8 +151,8 @@ def test_summary_shares_for_answers_and_abstention(tmp_path):
     report = summarize(qa, results, EvalRun([Mode.HYBRID], 5), Config(), {"documents": 1, "chunks": 2})
     assert report["questions"] == 5 and report["answerable"] == 3
     assert report["retrieval"]["hit@1"] == THIRD
-    assert report["answer"] == {"contains": THIRD, "f1": THIRD,
-                                "citation_precision": THIRD}
+    assert report["answer"] == {"contains": THIRD, "f1": THIRD, "citation_precision": THIRD, "short_exact": THIRD,
+                                "short_f1": pytest.approx(1 / 6, abs=1e-4)}
     assert report["abstention"] == {"unanswerable": 2, "abstained": 0.5, "false_abstention": THIRD}
     assert report["latency_ms"] == {"p50": 60.0, "p95": 96.0}
 
@@ -197,7 +198,7 @@ def test_seed_run_writes_the_contract_report_and_details(seed_run):
     report = json.loads((out / "r.json").read_text(encoding="utf-8"))
     assert {"dataset", "questions", "answerable", "retrieval", "answer", "abstention", "latency_ms", "config"} <= report.keys()
     assert set(report["retrieval"]) == {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
-    assert set(report["answer"]) == {"contains", "f1", "citation_precision"}
+    assert set(report["answer"]) == {"contains", "f1", "citation_precision", "short_exact", "short_f1"}
     assert set(report["abstention"]) == {"unanswerable", "abstained", "false_abstention"}
     assert set(report["modes"]) == {"hybrid", "bm25", "dense"}
     lines = (out / "r.questions.jsonl").read_text(encoding="utf-8").splitlines()

@@ -195,6 +195,11 @@ def test_seed_question_gets_the_fact_and_its_marker_opens_the_excerpt(open_chat)
     page.wait_for_function("id => document.getElementById(id).open", arg=card_id)
     excerpt = supporting.locator(".rag-excerpt")
     assert excerpt.is_visible() and SEED_FACT in excerpt.inner_text()
+    # the short answer first, in bold, and marked in its sentence and in the excerpt
+    last = page.locator("#rag-chat [data-testid=bot]").last
+    assert SEED_FACT in last.locator("strong.rag-answer").inner_text()
+    assert SEED_FACT in last.locator("mark.rag-short").inner_text()
+    assert SEED_FACT in excerpt.locator("mark.rag-support mark.rag-short").inner_text()
     head = supporting.locator("summary").inner_text()
     assert "seeds/000_7bf8fbc2ce84b06f.txt" in head and "0." in head  # source and score
     assert page.evaluate("location.hash") == ""  # the page did not navigate away

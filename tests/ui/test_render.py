@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rag.schema import Answer, Citation
+from rag.schema import Answer, Citation, Short
 from ui.render import (
     Turn,
     answer_markdown,
@@ -19,7 +19,7 @@ from ui.render import (
 )
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> [evil](javascript:alert(1))'
-PAGE_TAGS = {"a", "details", "summary", "span", "div", "mark", "section", "h4", "p", "table", "thead", "tbody",
+PAGE_TAGS = {"a", "details", "summary", "span", "div", "mark", "strong", "section", "h4", "p", "table", "thead", "tbody",
              "tr", "th", "td", "code"}
 
 
@@ -139,3 +139,32 @@ def test_chat_history_shows_questions_and_answers_in_order():
     msgs = message_list(turns)
     assert [m["role"] for m in msgs] == ["user", "assistant"]
     assert msgs[0]["content"] == "Qui ?" and 'href="#rag-src-1-1"' in msgs[1]["content"]
+
+
+def test_the_short_answer_comes_first_in_bold_and_is_marked_in_its_sentence_and_excerpt():
+    excerpt = "Premier. Abbas Araghchi est ministre. Fin."
+    s = 100 + excerpt.index("Abbas")
+    c = citation(excerpt=excerpt, sentence=(s, s + len("Abbas Araghchi est ministre.")))
+    short = Short("Abbas Araghchi", 1, s, s + len("Abbas Araghchi"), 0.9)
+    ans = Answer("Qui est ministre ?", "Abbas Araghchi est ministre. [1]", False, [c], short)
+    md = answer_markdown(ans, 2)
+    assert md.startswith('<strong class="rag-answer">Abbas Araghchi</strong> <a class="rag-cite"')
+    assert '<mark class="rag-short">Abbas Araghchi</mark> est ministre\\.' in md
+    card = sources_html([Turn(2, "q", ans)], "fr")
+    assert ('<mark class="rag-support"><mark class="rag-short">Abbas Araghchi</mark> est ministre.</mark>' in card)
+
+
+def test_a_hostile_short_answer_stays_text():
+    excerpt = "Avant. " + HOSTILE + " Après."
+    s = 100 + excerpt.index("<script>")
+    c = citation(excerpt=excerpt, sentence=(100, 100 + len(excerpt)))
+    short = Short(HOSTILE, 1, s, s + len(HOSTILE), 0.9)
+    ans = Answer(HOSTILE, HOSTILE + " [1]", False, [c], short)
+    for markup in (answer_markdown(ans, 1), sources_html([Turn(1, HOSTILE, ans)], "fr")):
+        assert_inert(markup)
+        assert "&lt;script&gt;" in markup and '<mark class="rag-short">' in markup
+
+
+def test_an_answer_without_a_short_answer_starts_with_its_sentence():
+    ans = Answer("q", "Abbas Araghchi est ministre. [1]", False, [citation(1)])
+    assert answer_markdown(ans, 1).startswith("Abbas Araghchi est ministre")
