@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     index_arg(b)
     b.add_argument("--rebuild", action="store_true", help="start over (after changing the model or chunking)")
     b.add_argument("--no-prune", action="store_true", help="keep indexed articles whose file is gone")
+    b.add_argument("--follow-links", action="store_true",
+                   help="follow links to files outside the folders given (by default they are skipped, said so)")
     b.add_argument("--wait", type=float, default=0.0, metavar="SEC",
                    help="wait up to SEC seconds for another build to finish (default: refuse at once)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
@@ -75,7 +77,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = config_of(args)
     paths = args.paths or ["seeds"]
     report = Indexer(cfg).build(paths, rebuild=args.rebuild, prune=not args.no_prune, wait=args.wait,
-                                progress=not args.quiet)
+                                progress=not args.quiet, follow_links=args.follow_links)
     limit = None if args.verbose else 10
     for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         for name in names[:limit]:

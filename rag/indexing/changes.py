@@ -111,7 +111,8 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         Indexed documents by key (:meth:`rag.store.Store.documents`).
     roots : sequence of Path
         Resolved files and folders walked: with ``prune``, an indexed document below them that
-        was not found is removed (unless its file was skipped: its previous version is kept).
+        was not found is removed (unless its file was skipped, or its folder could not be listed:
+        its previous version is kept).
     rebuild : bool
         Every document found is re-indexed, and those of other roots are removed.
     prune : bool
@@ -120,7 +121,7 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         Filled with the sources of the added, updated, unchanged, removed and kept documents.
     """
     out = Changes()
-    skipped_files = {str(Path(s.path.split(":", 1)[0]).resolve()) for s in loaded.skipped}
+    skipped_files = set(loaded.skipped_files)
     root_files = {r for r in roots if not r.is_dir()}
     root_folders = [r for r in roots if r.is_dir()]
     seen = set()
@@ -137,6 +138,7 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         else:
             report.unchanged.append(doc.source)
     unread = set(loaded.unchanged_files)
+    unreadable = [Path(f) for f in loaded.unreadable_folders]  # their documents are kept, not pruned
     not_modified, failed = set(loaded.unchanged_keys), set(loaded.failed_keys)
     for key, old in existing.items():
         if key in seen:
@@ -146,7 +148,7 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         elif key in failed:  # a page that could not be fetched this time
             report.kept.append(old["source"])
         elif prune and key_under(key, root_files, root_folders):
-            if any(f in skipped_files for f in key_files(key)):
+            if any(f in skipped_files for f in key_files(key)) or key_under(key, set(), unreadable):
                 report.kept.append(old["source"])
             else:
                 out.gone.append(old)

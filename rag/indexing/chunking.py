@@ -8,7 +8,7 @@ counted with the embedding model's own tokenizer, so no chunk is truncated by th
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..schema import Chunk, Document
 from ..text.tokens import TokenSpans, count_between
@@ -55,13 +55,23 @@ class Chunker:
 
     def run_all(self, docs: Sequence[Document]) -> list[list[Chunk]]:
         """Chunk many documents, tokenizing them a group at a time when the tokenizer allows it."""
-        out: list[list[Chunk]] = []
+        return [self.run(doc, spans) for doc, spans in self.with_spans(docs)]
+
+    def with_spans(self, docs: Sequence[Document]) -> Iterator[tuple[Document, TokenSpans | None]]:
+        """Each document with its token spans (None: measured piece by piece), tokenized a group at a time.
+
+        A group the tokenizer refuses (one text it cannot take) is measured piece by piece: the
+        document at fault then fails alone, in :meth:`run`.
+        """
         for group in _groups(docs):
             whole = [d for d in group if len(d.text) <= GROUP_CHARS]  # a giant text is measured piece by piece
-            found = (self.spans([d.text for d in whole]) if self.spans and whole else None) or []
+            try:
+                found = (self.spans([d.text for d in whole]) if self.spans and whole else None) or []
+            except Exception:  # noqa: BLE001 - the tokenizer's own error for one bad text: each measured alone
+                found = []
             spans = dict(zip((id(d) for d in whole), found))
-            out.extend(self.run(doc, spans.get(id(doc))) for doc in group)
-        return out
+            for doc in group:
+                yield doc, spans.get(id(doc))
 
     def run(self, doc: Document, spans: TokenSpans | None = None) -> list[Chunk]:
         """Chunk one document; every chunk satisfies ``doc.text[c.start:c.end] == c.text``.

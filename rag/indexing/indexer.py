@@ -30,7 +30,8 @@ from ..embedding import (
 )
 from ..errors import IndexCorrupt, IndexMismatch, IndexProblem, Remedy
 from ..ingest.fetch import Fetcher, Validators, is_address
-from ..ingest.files import FileStamp
+from ..ingest.base import Skipped, Unreadable, error_text, guarded
+from ..ingest.files import FileStamp, key_files
 from ..ingest.loading import LoadResult, load_paths, loader_version
 from ..ingest.ocr import OcrSettings, ocr_settings
 from ..ingest.web import entries_for, entry_of_key, fetcher_for, load_pages, web_version
@@ -109,7 +110,8 @@ class Indexer:
         ocr = self.ocr
         read = f"ocr={ocr.lang}/{ocr.max_pages}/{ocr.max_seconds:g}" if ocr else "ocr=off"
         cfg = self.config
-        return f"{loader_version()} max_file_mb={cfg.max_file_mb} default_lang={cfg.default_lang} {read}"
+        return (f"{loader_version()} max_file_mb={cfg.max_file_mb} default_lang={cfg.default_lang} {read} "
+                f"max_articles={cfg.max_articles_per_file}")
 
     @property
     def page_reader(self) -> str:
@@ -128,7 +130,8 @@ class Indexer:
 
     def build(self, paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike | None = None,
               rebuild: bool = False, prune: bool = True, wait: float = 0.0,
-              progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
+              progress: bool = True, on_progress: Callable[[int, int], None] | None = None,
+              follow_links: bool = False) -> BuildReport:
         """Bring the index in step with the files under ``paths``.
 
         Parameters
@@ -150,6 +153,8 @@ class Indexer:
             Show a progress bar while encoding.
         on_progress : callable, optional
             Called with (chunks encoded, chunks to encode).
+        follow_links : bool
+            Follow links to files outside ``paths`` (otherwise they are skipped, said so).
 
         Returns
         -------
@@ -160,7 +165,8 @@ class Indexer:
         paths = [p for p in given if isinstance(p, Path)]
         t0 = time.perf_counter()
         known, pages = ({}, {}) if rebuild else self._known(index_dir)
-        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr)
+        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr,
+                            self.config.max_articles_per_file, follow_links)
         entries, bad = entries_for(addresses, loaded.address_lists, int(self.config.max_file_mb * 1_000_000))
         loaded.skipped.extend(bad)
         if entries:
@@ -255,7 +261,8 @@ class Indexer:
         existing = {d["key"]: d for d in store.documents()}
         lost = orphans(loaded, existing)
         if lost:  # their documents went while this build waited for the lock: read them after all
-            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang, ocr=self.ocr), lost)
+            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang, ocr=self.ocr,
+                                  max_articles=self.config.max_articles_per_file, follow_links=True), lost)
         lost_pages = [k for k in loaded.unchanged_keys if k not in existing]
         if lost_pages:  # likewise for pages found unchanged: fetched again, unconditionally
             loaded.add(load_pages([entry_of_key(k) for k in lost_pages], self.fetcher, {}, self.config.default_lang,
@@ -272,7 +279,9 @@ class Indexer:
             self._encode_again(store, existing, changes, report, manifest)
         gen_ok = layout.has_search_files(store.folder, manifest)
         if report.changed or not gen_ok or rebuild:
-            chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
+            chunks, vectors, dropped = self._embed(store, changes.new_docs, report, progress, on_progress)
+            if dropped:
+                self._drop_failed(changes, report, dropped, existing, loaded.stamps)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
                          chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps,
                          drop_cache=old_key, pages=loaded.pages)
@@ -298,8 +307,18 @@ class Indexer:
                 changes.gone.append(existing[doc.key])
                 report.reencoded.append(doc.source)
 
-    def chunk(self, docs: Sequence[Document]) -> list[tuple[Document, Chunk, str]]:
-        """Each chunk of ``docs`` with its document and the text that is embedded for it (:func:`embed_text`)."""
+    def chunk(self, docs: Sequence[Document],
+              skipped: list[Skipped] | None = None) -> list[tuple[Document, Chunk, str]]:
+        """Each chunk of ``docs`` with its document and the text that is embedded for it (:func:`embed_text`).
+
+        With ``skipped``, a document whose chunking fails, or whose texts could not be embedded,
+        is left out and told there (:func:`rag.ingest.base.guarded`); without, the error is raised.
+        """
+        return self._chunk_each(docs, skipped)[0]
+
+    def _chunk_each(self, docs: Sequence[Document], skipped: list[Skipped] | None
+                    ) -> tuple[list[tuple[Document, Chunk, str]], list[Document]]:
+        """:meth:`chunk`, and the documents left out."""
         emb = self.embedder
         chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap,
                           spans=getattr(emb, "token_spans", None))
@@ -307,40 +326,104 @@ class Indexer:
         if budget > emb.max_tokens - 2:
             raise IndexMismatch(f"chunk_tokens + title_tokens = {budget} exceeds the model's limit "
                                 f"{emb.max_tokens - 2}; lower chunk_tokens")
-        out = []
-        for doc, chunks in zip(docs, chunker.run_all(docs)):
-            title = emb.clip(doc.title, self.config.title_tokens)
-            out.extend((doc, c, embed_text(title, c.text)) for c in chunks)
+        out, failed = [], []
+        for doc, spans in chunker.with_spans(docs):
+            if skipped is None:
+                out.extend(self._doc_chunks(chunker, doc, spans))
+                continue
+            told = len(skipped)
+            with guarded(skipped, doc.source):
+                out.extend(self._doc_chunks(chunker, doc, spans))
+            if len(skipped) > told:
+                failed.append(doc)
+        return out, failed
+
+    def _doc_chunks(self, chunker: Chunker, doc: Document, spans) -> list[tuple[Document, Chunk, str]]:
+        """One document's chunks and embedded texts, checked fit for the encoder."""
+        title = self.embedder.clip(doc.title, self.config.title_tokens)
+        out = [(doc, c, embed_text(title, c.text)) for c in chunker.run(doc, spans)]
+        for _, c, text in out:
+            if not isinstance(text, str) or not text.strip():
+                raise Unreadable(f"chunk {c.ordinal} is empty")
+            text.encode("utf-8")  # a lone surrogate: refused here, not by the tokenizer in the middle of a batch
         return out
 
     def _embed(self, store: Store, docs: Sequence[Document], report: BuildReport, progress: bool,
-               on_progress) -> tuple[list[tuple[Document, Chunk, str, str]], dict[str, np.ndarray]]:
+               on_progress) -> tuple[list[tuple[Document, Chunk, str, str]], dict[str, np.ndarray], list[Document]]:
+        """The chunks of ``docs`` and their vectors, and the documents that could not be chunked or encoded
+        (told in ``report.skipped``)."""
         if not docs:
-            return [], {}
+            return [], {}, []
         emb = self.embedder
-        items = [(doc, c, text, text_hash(text)) for doc, c, text in self.chunk(docs)]
-        report.chunks_new = len(items)
+        failed: list[Skipped] = []
+        chunked, dropped = self._chunk_each(docs, failed)
+        items = [(doc, c, text, text_hash(text)) for doc, c, text in chunked]
         hashes = list(dict.fromkeys(h for *_, h in items))
         vectors = store.cached_vectors(self.cache_key, hashes, emb.dim)
         texts = {h: t for _, _, t, h in items}
         # longest first, as the encoders batch within a call: steps of similar lengths pad little
         todo = sorted((h for h in hashes if h not in vectors), key=lambda h: -len(texts[h]))
-        report.cached = len(items) - sum(1 for *_, h in items if h not in vectors)
+        to_encode = set(todo)
         t0 = time.perf_counter()
         bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not progress or not todo)
+        refused: dict[str, str] = {}  # text hash -> why the encoder refused it
         for i in range(0, len(todo), ENCODE_STEP):
             step = todo[i:i + ENCODE_STEP]
-            vecs = emb.encode([texts[h] for h in step])
-            store.cache_vectors(self.cache_key, zip(step, vecs))
-            vectors.update(zip(step, vecs))
+            done = self._encode_step(step, texts, refused)
+            store.cache_vectors(self.cache_key, done)
+            vectors.update(done)
             crash_point("encoded")
             bar.update(len(step))
             if on_progress:
                 on_progress(min(i + ENCODE_STEP, len(todo)), len(todo))
         bar.close()
+        refused_docs = set()
+        for doc, _, _, h in items:
+            if h in refused and doc.id not in refused_docs:
+                refused_docs.add(doc.id)
+                dropped.append(doc)
+                failed.append(Skipped(doc.source, f"could not be encoded ({refused[h]})"))
+        items = [it for it in items if it[0].id not in refused_docs]
+        report.skipped.extend(failed)
+        report.chunks_new = len(items)
+        report.cached = sum(1 for *_, h in items if h not in to_encode)
         report.encoded = len(items) - report.cached
         report.encode_seconds = time.perf_counter() - t0
-        return items, vectors
+        return items, vectors, dropped
+
+    def _encode_step(self, step: list[str], texts: dict[str, str],
+                     refused: dict[str, str]) -> list[tuple[str, np.ndarray]]:
+        """Vectors of one step of texts (by hash); if the encoder fails on the step, text by text, the
+        texts it still refuses left out and told in ``refused``."""
+        emb = self.embedder
+        try:
+            return list(zip(step, emb.encode([texts[h] for h in step])))
+        except Exception:  # noqa: BLE001 - one text at fault: find it, encode the others
+            pass
+        done = []
+        for h in step:
+            try:
+                done.append((h, emb.encode([texts[h]])[0]))
+            except Exception as exc:  # noqa: BLE001 - this text's document is skipped with the reason
+                refused[h] = error_text(exc)
+        return done
+
+    @staticmethod
+    def _drop_failed(changes, report: BuildReport, dropped: Sequence[Document], existing: dict[str, dict],
+                     stamps: dict[str, FileStamp]) -> None:
+        """Take the documents that could not be chunked or encoded out of the build: a new one is not
+        added, a changed one keeps its previous version; their files will be read again next time."""
+        keys = {d.key for d in dropped}
+        sources = {d.source for d in dropped}
+        changes.new_docs[:] = [d for d in changes.new_docs if d.key not in keys]
+        changes.gone[:] = [g for g in changes.gone if g["key"] not in keys]
+        report.added[:] = [s for s in report.added if s not in sources]
+        report.updated[:] = [s for s in report.updated if s not in sources]
+        report.reencoded[:] = [s for s in report.reencoded if s not in sources]
+        report.kept += [existing[k]["source"] for k in keys if k in existing]
+        for key in keys:
+            for f in key_files(key):
+                stamps.pop(f, None)
 
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,

@@ -94,4 +94,5 @@ def test_the_cut_is_langchains_recursive_split(embedder, seed):
                                                 chunk_size=limit, chunk_overlap=overlap,
                                                 length_function=embedder.count_tokens, strip_whitespace=True)
         for doc in texts:
-            assert [c.text for c in Chunker(embedder.count_tokens, limit, overlap).run(doc)] == theirs.split_text(doc.text)
+            ours = Chunker(embedder.count_tokens, limit, overlap).run(doc)
+            assert [c.text for c in ours] == theirs.split_text(doc.text)
