@@ -20,7 +20,8 @@ class BuildReport:
     size, times and inode being those recorded when they were last read. ``pages_fetched``
     counts the web pages downloaded and parsed, ``pages_unchanged`` those the server said were
     not modified (or sent again byte for byte), not parsed. ``warnings`` name what was indexed
-    only in part.
+    only in part. ``search_files_rebuilt``: the committed generation's search files were damaged
+    or missing, and were made again from the stored chunks and the embedding cache.
     """
 
     added: list[str] = field(default_factory=list)
@@ -42,6 +43,7 @@ class BuildReport:
     warnings: list[Skipped] = field(default_factory=list)
     pages_fetched: int = 0
     pages_unchanged: int = 0
+    search_files_rebuilt: bool = False  # they were damaged or missing: made again from the stored chunks
 
     @property
     def changed(self) -> bool:
@@ -55,6 +57,8 @@ class BuildReport:
         if self.pages_fetched or self.pages_unchanged:
             unread += f" ({self.pages_fetched} pages parsed, {self.pages_unchanged} not modified)"
         again = f", {len(self.reencoded)} encoded again by the new encoder recipe" if self.reencoded else ""
+        if self.search_files_rebuilt:
+            again += ", search files damaged or missing: made again from the stored chunks"
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged{unread}{again}, {len(self.skipped)} skipped; "
                 f"{self.chunks_new} new chunks: {self.encoded} encoded, {self.cached} from cache{rate}; "

@@ -8,12 +8,15 @@ only text never seen is encoded. ``rebuild`` reads every file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -28,7 +31,7 @@ from ..embedding import (
     get_embedder,
     stale_recipe,
 )
-from ..errors import IndexCorrupt, IndexMismatch, IndexProblem, Remedy
+from ..errors import DiskFull, IndexCorrupt, IndexMismatch, IndexProblem, RagError, Remedy
 from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.base import Skipped, Unreadable, error_text, guarded
 from ..ingest.files import FileStamp, key_files
@@ -63,6 +66,39 @@ def crash_point(name: str) -> None:
 def embed_text(title: str, chunk_text: str) -> str:
     """What is embedded and BM25-indexed for a chunk: its document's title, then its text."""
     return f"{title}\n{chunk_text}" if title else chunk_text
+
+
+@contextmanager
+def disk_full_said(folder: Path) -> Iterator[None]:
+    """Turn a full disk, whichever layer finds it (SQLite, FAISS, numpy, a write), into :class:`DiskFull`.
+
+    The index is left at its last committed state (the transaction rolled back): the search files
+    written for a generation that was not committed are removed, so the next try starts clean.
+    """
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as exc:
+        if not layout.is_disk_full(exc):
+            raise
+        _drop_uncommitted(folder)
+        raise DiskFull(f"disk full while updating {folder}/ ({layout.short(exc)}): nothing was changed, the index is "
+                       f"at its previous state; free some space and run it again", where=str(folder)) from None
+
+
+def _drop_uncommitted(folder: Path) -> None:
+    """Remove the generation folders newer than the committed one (a failed update's)."""
+    try:
+        store = Store(folder)
+        try:
+            manifest = store.manifest()
+        finally:
+            store.close()
+    except (RagError, sqlite3.Error):
+        return
+    if manifest is not None:
+        layout.remove_stale_generations(folder, {manifest.generation, manifest.generation - 1})
 
 
 class Indexer:
@@ -198,16 +234,18 @@ class Indexer:
 
     def _run(self, index_dir, wait: float, t0: float, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
              prune: bool, progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        store = Store(index_dir or self.config.index_dir, create=True)
-        with store.build_lock(wait):
-            report = self._build_locked(store, loaded, roots, rebuild, prune, progress, on_progress)
+        folder = Path(index_dir or self.config.index_dir)
+        with disk_full_said(folder):
+            store = Store(folder, create=True)
+            with store.build_lock(wait):
+                report = self._build_locked(store, loaded, roots, rebuild, prune, progress, on_progress)
         report.seconds = time.perf_counter() - t0
         return report
 
     def remove(self, names: Sequence[str], index_dir: str | os.PathLike | None = None, wait: float = 0.0) -> BuildReport:
-        """Remove documents by id, source, folder prefix or title."""
+        """Remove documents by id, source (a JSONL file's: its articles), folder prefix or title."""
         store = Store(index_dir or self.config.index_dir)
-        with store.build_lock(wait):
+        with disk_full_said(store.folder), store.build_lock(wait):
             doc_ids = store.resolve_docs(names)
             report = BuildReport()
             manifest = self._check_manifest(store, rebuild=False)
@@ -277,7 +315,8 @@ class Indexer:
         old_key = cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe) if stale else None
         if stale and not rebuild:
             self._encode_again(store, existing, changes, report, manifest)
-        gen_ok = layout.has_search_files(store.folder, manifest)
+        gen_ok = self._search_files_sound(store, manifest)
+        report.search_files_rebuilt = manifest is not None and not gen_ok and not rebuild
         if report.changed or not gen_ok or rebuild:
             chunks, vectors, dropped = self._embed(store, changes.new_docs, report, progress, on_progress)
             if dropped:
@@ -293,6 +332,20 @@ class Indexer:
         current = store.manifest()
         report.generation = current.generation if current else 0
         return report
+
+    def _search_files_sound(self, store: Store, manifest: Manifest | None) -> bool:
+        """Whether the committed generation's search files are there and as written (else they are
+        rebuilt from the stored chunks and the cache). An index made before checksums is tried by loading."""
+        if not layout.has_search_files(store.folder, manifest):
+            return False
+        if manifest.files():
+            return True
+        try:
+            layout.load_vectors(store.folder, manifest)
+            layout.load_lexical(store.folder, manifest)
+        except IndexCorrupt:
+            return False
+        return True
 
     @staticmethod
     def _encode_again(store: Store, existing: dict[str, dict], changes, report: BuildReport,
@@ -451,13 +504,14 @@ class Indexer:
                                        term_table.extend(table, new_terms),
                                        [r.doc_id for r in kept_rows] + [r.doc_id for r in rows],
                                        [r.lang for r in kept_rows] + [doc.lang for doc, *_ in items])
-        layout.write_generation(store.folder, gen, vindex, lexical)
+        sums = layout.write_generation(store.folder, gen, vindex, lexical)
         crash_point("written")
         # the vectors' recipe: the current one once anything was encoded, else the index's (a removal encodes nothing)
         recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
         cfg = self.config
         new_manifest = Manifest(FORMAT_VERSION, self.model, dim, cfg.chunk_tokens, cfg.chunk_overlap,
-                                cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe)
+                                cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe,
+                                json.dumps(sums, sort_keys=True))
         store.commit(Commit(new_manifest, new_docs, rows, [d["id"] for d in gone], [d["key"] for d in gone],
                             stamps or {}, self.reader, rebuild, drop_cache, pages or {}, self.page_reader),
                      inside=lambda: crash_point("in-transaction"))

@@ -186,7 +186,7 @@ class Store:
                 conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
                 raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
                                    str(self.folder)) from None
             self._local.conn = conn
@@ -195,7 +195,7 @@ class Store:
     def _check_tables(self) -> None:
         try:
             names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
                                str(self.folder)) from None
         missing = set(REQUIRED_COLUMNS) - names
