@@ -80,7 +80,7 @@ def disk_full_said(folder: Path) -> Iterator[None]:
     except RagError:
         raise
     except Exception as exc:
-        if not layout.is_disk_full(exc):
+        if not layout.is_disk_full(exc, folder if folder.is_dir() else folder.parent):
             raise
         _drop_uncommitted(folder)
         raise DiskFull(f"disk full while updating {folder}/ ({layout.short(exc)}): nothing was changed, the index is "

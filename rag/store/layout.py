@@ -269,17 +269,32 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def is_disk_full(exc: BaseException) -> bool:
+LOW_SPACE = 1_000_000  # bytes free below which an I/O error is taken for a full disk
+
+
+def is_disk_full(exc: BaseException, folder: Path | None = None) -> bool:
     """True when ``exc`` says the disk (or the file size limit, or a quota) is full.
 
     FAISS reports a short write as a ``RuntimeError`` ("... requested and ... written"), SQLite
-    as ``OperationalError`` ("database or disk is full"), the rest as ``OSError`` ENOSPC/EFBIG/EDQUOT.
+    as ``OperationalError`` ("database or disk is full", or a bare "disk I/O error" when its
+    journal cannot grow), the rest as ``OSError`` ENOSPC/EFBIG/EDQUOT. With ``folder``, any I/O
+    error while less than :data:`LOW_SPACE` bytes are free there counts too.
     """
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return True
     text = str(exc).lower()
-    return ("disk is full" in text or "no space left" in text or "file too large" in text
-            or ("requested and" in text and "written" in text))
+    if ("disk is full" in text or "no space left" in text or "file too large" in text
+            or ("requested and" in text and "written" in text)):
+        return True
+    return folder is not None and ("i/o error" in text or isinstance(exc, OSError)) and low_on_space(folder)
+
+
+def low_on_space(folder: Path) -> bool:
+    """True when less than :data:`LOW_SPACE` bytes are free on ``folder``'s file system."""
+    try:
+        return shutil.disk_usage(folder).free < LOW_SPACE
+    except OSError:
+        return False
 
 
 def short(exc: BaseException) -> str:

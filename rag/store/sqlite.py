@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from ..dates import DateSource, file_day, normalize_date
-from ..errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Remedy
+from ..errors import DiskFull, IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Remedy
 from ..ingest.fetch import Validators, is_address
 from ..ingest.files import key_files
 from ..schema import Document
@@ -187,15 +187,23 @@ class Store:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
             except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                self._raise_if_full(exc)
                 raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
                                    str(self.folder)) from None
             self._local.conn = conn
         return conn
 
+    def _raise_if_full(self, exc: BaseException) -> None:
+        """Raise :class:`DiskFull` when the error opening the database comes of a full disk (not of damage)."""
+        if layout.is_disk_full(exc, self.folder):
+            raise DiskFull(f"disk full: {self.db_path} cannot be opened ({exc}); nothing was changed, the index is "
+                           f"at its previous state; free some space and run it again", where=str(self.folder)) from None
+
     def _check_tables(self) -> None:
         try:
             names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            self._raise_if_full(exc)
             raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
                                str(self.folder)) from None
         missing = set(REQUIRED_COLUMNS) - names
