@@ -44,6 +44,7 @@ class BuildReport:
     pages_fetched: int = 0
     pages_unchanged: int = 0
     search_files_rebuilt: bool = False  # they were damaged or missing: made again from the stored chunks
+    uploads_kept: list[str] = field(default_factory=list)  # uploaded in the chat, kept by a rebuild (stored text)
 
     @property
     def changed(self) -> bool:

@@ -31,10 +31,10 @@ from ..embedding import (
     get_embedder,
     stale_recipe,
 )
-from ..errors import DiskFull, IndexCorrupt, IndexMismatch, IndexProblem, RagError, Remedy
+from ..errors import BadInput, DiskFull, IndexCorrupt, IndexMismatch, IndexProblem, RagError, Remedy
 from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.base import Skipped, Unreadable, error_text, guarded
-from ..ingest.files import FileStamp, key_files
+from ..ingest.files import FileStamp, key_files, key_under
 from ..ingest.loading import LoadResult, load_paths, loader_version
 from ..ingest.ocr import OcrSettings, ocr_settings
 from ..ingest.web import entries_for, entry_of_key, fetcher_for, load_pages, web_version
@@ -243,7 +243,17 @@ class Indexer:
         return report
 
     def remove(self, names: Sequence[str], index_dir: str | os.PathLike | None = None, wait: float = 0.0) -> BuildReport:
-        """Remove documents by id, source (a JSONL file's: its articles), folder prefix or title."""
+        """Remove documents by id, source (a JSONL file's: its articles), folder prefix or title.
+
+        Raises
+        ------
+        BadInput
+            For an empty name (an unset variable, most likely: it is never taken for "everything").
+        """
+        blank = [n for n in names if not n.strip()]
+        if blank or not names:
+            raise BadInput("an empty document name matches nothing: name a file, folder, id or title "
+                           "(rag index list shows them)")
         store = Store(index_dir or self.config.index_dir)
         with disk_full_said(store.folder), store.build_lock(wait):
             doc_ids = store.resolve_docs(names)
@@ -309,6 +319,8 @@ class Indexer:
                              unchanged_files=len(loaded.unchanged_files), warnings=loaded.warnings,
                              pages_fetched=loaded.pages_fetched, pages_unchanged=len(loaded.unchanged_keys))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
+        if rebuild:
+            self._keep_on_rebuild(store, existing, changes, report)
         # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped on commit
         stale = (manifest is not None and manifest.encoder == self.encoder.value
                  and stale_recipe(manifest.encoder, manifest.encoder_recipe))
@@ -332,6 +344,24 @@ class Indexer:
         current = store.manifest()
         report.generation = current.generation if current else 0
         return report
+
+    def _keep_on_rebuild(self, store: Store, existing: dict[str, dict], changes, report: BuildReport) -> None:
+        """On ``rebuild``, index again from their stored text the documents that must not go: those uploaded
+        in the web chat (under ``config.upload_path``) and those whose file could not be read this time."""
+        uploads = [self.config.upload_path]
+        kept = set(report.kept)
+        keys = {d["key"] for d in changes.gone if key_under(d["key"], set(), uploads)}
+        keys |= {d["key"] for d in existing.values() if d["source"] in kept}
+        keys -= {d.key for d in changes.new_docs}
+        if not keys:
+            return
+        ids = [existing[k]["id"] for k in keys]
+        again = store.stored_documents(ids)
+        changes.new_docs.extend(again)
+        changes.gone[:] = [d for d in changes.gone if d["key"] not in keys]
+        sources = {existing[k]["source"] for k in keys}
+        report.removed[:] = [s for s in report.removed if s not in sources]
+        report.uploads_kept = sorted(d.source for d in again if d.source not in kept)
 
     def _search_files_sound(self, store: Store, manifest: Manifest | None) -> bool:
         """Whether the committed generation's search files are there and as written (else they are

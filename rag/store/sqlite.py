@@ -313,9 +313,16 @@ class Store:
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur]
 
-    def stored_documents(self) -> list[Document]:
-        """Every indexed document with its text, as it was indexed."""
-        return [stored_document(*row) for row in self.db.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents")]
+    def stored_documents(self, ids: Sequence[str] | None = None) -> list[Document]:
+        """Every indexed document (or those of ``ids``) with its text, as it was indexed."""
+        if ids is None:
+            return [stored_document(*row) for row in self.db.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents")]
+        out = []
+        for i in range(0, len(ids), 500):
+            part = list(ids[i:i + 500])
+            out += [stored_document(*row) for row in self.db.execute(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id IN ({','.join('?' * len(part))})", part)]
+        return out
 
     def document_text(self, doc_id: str) -> str | None:
         """A document's full extracted text."""
@@ -365,13 +372,23 @@ class Store:
         return np.array([r[0] for r in self.db.execute(sql, args)], dtype=np.int64)
 
     def resolve_docs(self, names: Iterable[str]) -> list[str]:
-        """Document ids matching ids, sources or source prefixes (a folder), or titles."""
+        """Document ids matching ids, sources or source prefixes (a folder), titles, or files: a JSONL or
+        SQuAD file's name matches its records, and any path (relative to the current folder or absolute)
+        matches the documents read from that file or below that folder, however their source is shown.
+        An empty name matches nothing.
+        """
         out: list[str] = []
+        docs = None
         for name in names:
+            if not name.strip():  # as a folder prefix, it would match every document below /
+                continue
             rows = self.db.execute(
-                "SELECT id FROM documents WHERE id=? OR source=? OR title=? OR source LIKE ? ESCAPE '\\'",
-                (name, name, name, _like_prefix(name))).fetchall()
+                "SELECT id FROM documents WHERE id=? OR source=? OR title=? OR source LIKE ? ESCAPE '\\' "
+                "OR source LIKE ? ESCAPE '\\'", (name, name, name, _like_prefix(name), _like_records(name))).fetchall()
             out.extend(r[0] for r in rows)
+            if not is_address(name):
+                docs = self.documents() if docs is None else docs
+                out.extend(docs_under(docs, [os.path.abspath(name), str(Path(name).resolve())]))
         return sorted(set(out))
 
     def status(self) -> dict:
@@ -590,6 +607,12 @@ def _file_day_of(key: str) -> str | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def _like_records(name: str) -> str:
+    """LIKE pattern of the sources of a JSONL or SQuAD file's records (``file#line``)."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "#%"
 
 
 def _like_prefix(name: str) -> str:
