@@ -16,6 +16,7 @@ import numpy as np
 from ..config import Config
 from ..dates import day_range
 from ..embedding import Embedder, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
+from ..errors import IndexCorrupt, Remedy
 from ..schema import Hit
 from ..search.lexical import LexicalIndex
 from ..search.stats import TermStats
@@ -70,15 +71,20 @@ class Retriever:
         Raises
         ------
         IndexCorrupt, IndexMismatch
-            No committed build, damaged search files, another format or another model.
+            No committed build, damaged search files (their checksums are checked), another format
+            or another model.
         """
         manifest = self.store.manifest()
         if manifest is not None and self.manifest is not None and manifest.generation == self.manifest.generation:
             return False
         where = str(self.store.folder)
         manifest = layout.check_readable(manifest, canonical_model_name(self.config.model), where)
+        layout.check_sound(self.store.folder, manifest)  # the checksums written at commit
         vectors = layout.load_vectors(self.store.folder, manifest)
         lexical = layout.load_lexical(self.store.folder, manifest)
+        damage = lexical.problems()
+        if damage:
+            raise IndexCorrupt(f"{where}/ BM25 files are damaged: {damage[0]}", Remedy.REPAIR, where)
         if stale_recipe(manifest.encoder, manifest.encoder_recipe):
             log.warning("%s/: its vectors were made by an earlier %s export (recipe %d); questions are encoded by "
                         "recipe %d, a little less accurately against them; the index's next build encodes them again",
