@@ -523,8 +523,9 @@ class Indexer:
         kept_rows = [row for row, k in zip(kept_rows, kept.tolist()) if k]
         next_id = store.next_rowid()
         rows, new_terms = [], []
+        words: dict[str, str] = {}  # one string per distinct term: a long text's term lists then share them
         for rowid, (doc, c, text, h) in enumerate(items, next_id):
-            new_terms.append(index_terms(text, doc.lang))
+            new_terms.append([words.setdefault(t, t) for t in index_terms(text, doc.lang)])
             rows.append(ChunkRow(rowid, c.id, c.doc_id, c.ordinal, c.start, c.end, c.text, h, " ".join(new_terms[-1])))
         if rows:
             vindex.add(np.array([r.rowid for r in rows], dtype=np.int64), np.vstack([vectors[r.hash] for r in rows]))
