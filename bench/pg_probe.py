@@ -29,15 +29,16 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from rag.lexical import LexicalIndex, query_terms
-from rag.term_table import TermTable
-from rag.vectors import VectorIndex
+from rag.search.lexical import LexicalIndex
+from rag.text.analysis import query_terms
+from rag.search.term_table import TermTable
+from rag.search.vectors import VectorIndex
 
 from rag.config import Config
-from rag.retrieval import collapse, fuse
+from rag.retrieval.fusion import collapse, fuse
 from rag.schema import Hit
 from rag.store import Store
-from rag.text import detect_language
+from rag.text.normalize import detect_language
 from tests.servers import postgres
 
 from .measure import percentiles_ms
@@ -76,7 +77,7 @@ def connect(dsn: str):
 # -- PIAF-dev: the local index, copied --------------------------------------------------------
 def local_piaf(folder: Path) -> Path:
     """PIAF-dev built by the local backend (the product's own Indexer, default settings) in ``folder``."""
-    from rag.indexer import Indexer
+    from rag.indexing import Indexer
 
     Indexer(Config(index_dir=str(folder))).build([PIAF], progress=False)
     return folder
@@ -103,7 +104,7 @@ def docs_from_local(index: Path) -> list[DocRow]:
 
 def piaf_questions() -> list[tuple[str, str]]:
     """(question, gold document id) of every PIAF-dev question."""
-    from rag.loading import doc_id_for, squad_key
+    from rag.ingest.loading import doc_id_for, squad_key
 
     data = json.loads(PIAF.read_text(encoding="utf-8"))
     out = []
@@ -257,7 +258,7 @@ class Composer:
     WORDS = 150
 
     def __init__(self, seed: int = 0):
-        from rag.lexical import index_terms
+        from rag.text.analysis import index_terms
 
         from rag.embedding import get_embedder
 
@@ -559,8 +560,8 @@ def ray_section(args) -> dict:
     """Ray Data encoding of PIAF-dev's chunks on a 2-node loopback cluster, against a local encode."""
     import shutil
 
-    from rag.indexer import Indexer
-    from rag.loading import load_paths
+    from rag.indexing import Indexer
+    from rag.ingest.loading import load_paths
 
     from rag.embedding import get_embedder
     from tests.servers.netns import NetNamespace

@@ -62,12 +62,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(index: Path, port: int, log: Path) -> subprocess.Popen:
+def start_server(index: Path, port: int, log: Path, args: list[str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("RAG_AUTH", None)
     env.pop("RAG_API_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--index", str(index), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--index", str(index), "--port", str(port),
+                             *(args or [])], cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     while True:
         if proc.poll() is not None:

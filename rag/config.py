@@ -84,6 +84,14 @@ class Config:
         Seconds before the LLM call is abandoned (the extractive answer is used instead).
     host, port : str, int
         Where ``rag serve`` listens.
+    allowed_hosts : str
+        Host names ``rag serve`` answers to besides localhost, 127.0.0.1, ::1 and ``host``, separated
+        by commas (``.example.org``: that domain and its subdomains; ``*``: any); requests naming
+        another host are refused (DNS rebinding).
+    answer_concurrency : int
+        Answers the web chat computes at once (the rest wait in its queue).
+    queue_size : int
+        Events the web chat's queue holds; beyond it a request is refused as "queue full".
     upload_dir : str
         Where the web chat saves uploaded articles (empty: ``uploads/`` beside the index folder).
     upload_max_mb : float
@@ -135,6 +143,9 @@ class Config:
     llm_timeout: float = 30.0
     host: str = "127.0.0.1"
     port: int = 7860
+    allowed_hosts: str = ""
+    answer_concurrency: int = 2
+    queue_size: int = 1000
     upload_dir: str = ""
     upload_max_mb: float = 20.0
     chats_dir: str = ""
@@ -263,6 +274,10 @@ def _validate(cfg: Config) -> None:
         raise bad("llm_timeout", "must be positive (seconds)")
     if cfg.encoder not in ENCODERS:
         raise bad("encoder", f"must be one of {', '.join(ENCODERS)}")
+    if cfg.answer_concurrency < 1:
+        raise bad("answer_concurrency", "must be at least 1")
+    if cfg.queue_size < 1:
+        raise bad("queue_size", "must be at least 1")
     if cfg.exact_search_limit < 1:
         raise bad("exact_search_limit", "must be at least 1")
     if cfg.fetch_timeout <= 0:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 # PostgreSQL (primary, replica) and Ray (head, worker) fixtures: tests/servers/fixtures.py
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.servers.browser"]
 
 # Property tests draw the same examples on every run, so a stop's CI run is reproducible;
 # HYPOTHESIS_PROFILE=explore draws fresh ones (run it now and then to look for new bugs).

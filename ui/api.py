@@ -40,7 +40,6 @@ from .openai_api import add_openai_routes
 from .uploads import MB, UploadRefused, check_upload, safe_name, save_upload
 
 log = logging.getLogger(__name__)
-ANSWERS_AT_ONCE = 2       # answers the API computes at once (the machine's cores); more requests wait their turn
 MAX_QUESTION = 2000       # characters of a question
 MAX_ANSWER = 20_000       # characters of an earlier answer given as history
 MAX_HISTORY = 50          # earlier turns given as history
@@ -226,7 +225,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # -- shared pieces ----------------------------------------------------------------------------
 class Answering:
-    """Answers computed for the API, at most :data:`ANSWERS_AT_ONCE` at a time, off the event loop.
+    """Answers computed for the API, ``answer_concurrency`` at a time (the chat's setting), off the event loop.
 
     Parameters
     ----------
@@ -241,7 +240,7 @@ class Answering:
     async def run(self, fn: Callable, *args: Any) -> Any:
         """``fn(*args)`` in a worker thread, waiting for a free slot."""
         if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(ANSWERS_AT_ONCE)
+            self._limiter = anyio.CapacityLimiter(self.chat.config.answer_concurrency)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     def mode(self, mode: str | None) -> str:
@@ -432,7 +431,8 @@ def create_app(chat: Any, chats: ChatStore, logins: Logins) -> FastAPI:
                 try:
                     for path, name in staged:
                         check_upload(path, safe_name(name), max_mb)
-                    saved = [save_upload(path, name, chat.folder, max_mb) for path, name in staged]
+                    saved = list(dict.fromkeys(save_upload(path, name, chat.folder, max_mb).path
+                                               for path, name in staged))
                 except UploadRefused as r:
                     raise HTTPException(413 if r.key == "upload_too_big" else 400, str(r)) from None
         finally:

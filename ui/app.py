@@ -27,30 +27,20 @@ from rag.ingest.fetch import is_address
 from rag.pipeline import RAG
 
 from .api import create_app
-from .auth import Logins, parse_logins
+from .auth import Logins
 from .conversations import ConversationPanel, feedback_options, render_feedback, render_panel, wire
+from .doclist import DocumentList, document_panel, relabel_panel, restrict_search_box, wire_document_panel
 from .i18n import EXAMPLES, LANGS, pick_lang, t, tn
 from .jobs import IndexJobs, Job, JobState
-from .render import (
-    Turn,
-    answer_markdown,
-    document_choices,
-    documents_html,
-    escape_markdown,
-    message_list,
-    question_markdown,
-    sources_html,
-    status_html,
-)
-from .uploads import ACCEPTED, MB, UploadRefused, save_upload, upload_dir
+from .render import Turn, answer_markdown, escape_markdown, message_list, question_markdown, sources_html, status_html
+from .security import Guards
+from .uploads import ACCEPTED, MB, UploadRefused, discard_received, save_upload, upload_dir
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).parent
-CHAT_CONCURRENCY = 2    # answers computed at once: one per core of a small server
 INDEX_EVENTS = 4        # upload/remove events at once; they only wait on the single job thread
 REFRESH_S = 15          # how often an open page checks for an index updated elsewhere
 POLL_S = 0.4            # progress refresh while a job runs
-MAX_QUEUE = 64          # events waiting beyond this are refused with a message
 
 
 class ChatApp:
@@ -72,7 +62,9 @@ class ChatApp:
         self.store = self.rag.retriever.store
         self.folder = upload_dir(config)
         self.jobs = jobs or IndexJobs(config, self.folder)
+        self.docs = DocumentList(self.store)
         self.llm = config.llm_configured
+        self.received = gr.utils.get_upload_folder()  # where Gradio keeps what browsers send
 
     def warm_up(self) -> None:
         """Load the query model and search once, so the first user does not wait for it."""
@@ -101,14 +93,12 @@ class ChatApp:
         status, _ = self._status()
         return int(status["generation"]) if status else 0
 
-    def document_views(self, lang: str, restrict: Sequence[str] | None = None):
-        """Updates of the document table and the two document pickers."""
-        docs = self.store.documents()
-        choices = document_choices(docs)
-        ids = {d["id"] for d in docs}
-        kept = [d for d in (restrict or []) if d in ids]
-        return (documents_html(docs, lang), gr.update(choices=choices, value=kept),
-                gr.update(choices=choices, value=None))
+    def document_views(self, lang: str, restrict: Sequence[str] | None = None, *view):
+        """Updates of the document table (one page) and the two document pickers (bounded).
+
+        ``view``: the list's search, page and restriction search (:attr:`ui.doclist.DocumentPanel.view`).
+        """
+        return self.docs.views(lang, restrict, *view)
 
     # -- language ---------------------------------------------------------------------------
     def on_load(self, request: gr.Request) -> tuple:
@@ -117,10 +107,11 @@ class ChatApp:
         lang = self.config.ui_lang or pick_lang(header)
         return (lang, lang, self.generation(), *self.relabel(lang, []))
 
-    def relabel(self, lang: str, turns: Sequence[Turn], restrict: Sequence[str] | None = None) -> tuple:
-        """Every translated label of the page, in ``lang``."""
+    def relabel(self, lang: str, turns: Sequence[Turn], restrict: Sequence[str] | None = None, *view) -> tuple:
+        """Every translated label of the page, in ``lang``, and the document list and pickers as they are now."""
         lang = lang if lang in LANGS else "fr"
         modes = [(t(lang, "mode_extractive"), "extractive"), (t(lang, "mode_llm"), "llm")]
+        table, restrict_pick, remove_pick = self.document_views(lang, restrict, *view)
         return (
             self.header(lang),
             gr.update(label=t(lang, "chat"), placeholder=_placeholder(lang),
@@ -131,18 +122,19 @@ class ChatApp:
             gr.update(label=t(lang, "settings")),
             gr.update(label=t(lang, "k")),
             gr.update(label=t(lang, "mode"), choices=modes, info=None if self.llm else t(lang, "mode_llm_off")),
-            gr.update(label=t(lang, "restrict"), info=t(lang, "restrict_info")),
+            {**restrict_pick, "label": t(lang, "restrict"), "info": t(lang, "restrict_info")},
             gr.update(label=t(lang, "documents")),
             gr.update(label=t(lang, "upload", mb=f"{self.config.upload_max_mb:g}")),
-            gr.update(label=t(lang, "remove_pick")),
+            {**remove_pick, "label": t(lang, "remove_pick")},
             gr.update(value=t(lang, "remove")),
             f'<h3 class="rag-h">{html.escape(t(lang, "sources"))}</h3>',
             sources_html(turns, lang),
-            *self.document_views(lang, restrict)[:1],
+            table,
             gr.update(label=t(lang, "since"), info=t(lang, "dates_info")),
             gr.update(label=t(lang, "until")),
             gr.update(label=t(lang, "addresses")),
             gr.update(value=t(lang, "fetch")),
+            *relabel_panel(lang),
         )
 
     # -- chat -------------------------------------------------------------------------------
@@ -212,25 +204,37 @@ class ChatApp:
         return [], sources_html([], lang), [], "", False
 
     # -- index updates ----------------------------------------------------------------------
-    def upload(self, files: list[str] | None, lang: str, restrict: list[str] | None) -> Iterator[tuple]:
-        """Save uploaded files, index them in the background and show the progress."""
+    def upload(self, files: list[str] | None, lang: str, restrict: list[str] | None, *view) -> Iterator[tuple]:
+        """Save uploaded files, index them in the background and show the progress.
+
+        Gradio's own copy of each file is deleted once it is saved (or refused): the upload
+        folder holds the only copy, which removing the document deletes.
+        """
         if not files:
             return
         notes: list[str] = []
         saved: list[Path] = []
         for f in files:
             try:
-                saved.append(save_upload(f, Path(f).name, self.folder, self.config.upload_max_mb))
+                kept = save_upload(f, Path(f).name, self.folder, self.config.upload_max_mb)
             except UploadRefused as r:
                 notes.append(t(lang, "upload_skipped", name=r.name, reason=t(lang, r.key, **r.values)))
+                continue
+            finally:
+                discard_received(f, self.received)
+            if not kept.created:
+                notes.append(t(lang, "upload_same", name=kept.name, stored=kept.path.name))
+            elif kept.path.name != kept.name:
+                notes.append(t(lang, "upload_renamed", name=kept.name, stored=kept.path.name))
+            saved.append(kept.path)
         if saved:
-            job = self.jobs.add(saved)
+            job = self.jobs.add(list(dict.fromkeys(saved)))
             yield from self._follow(job, notes, lang)
             notes += _outcome(job, lang)
-        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict), None,
+        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict, *view), None,
                self.generation())
 
-    def add_addresses(self, text: str | None, lang: str, restrict: list[str] | None) -> Iterator[tuple]:
+    def add_addresses(self, text: str | None, lang: str, restrict: list[str] | None, *view) -> Iterator[tuple]:
         """Fetch and index the web addresses typed in the upload panel (one a line), showing the progress."""
         lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.strip().startswith("#")]
         bad = [ln for ln in lines if not is_address(ln)]
@@ -243,32 +247,31 @@ class ChatApp:
         job = self.jobs.add_addresses(urls)
         yield from self._follow(job, notes, lang)
         notes += _outcome(job, lang)
-        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict),
+        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict, *view),
                "\n".join(bad), self.generation())
 
-    def remove(self, doc_id: str | None, lang: str, restrict: list[str] | None) -> Iterator[tuple]:
+    def remove(self, doc_id: str | None, lang: str, restrict: list[str] | None, *view) -> Iterator[tuple]:
         """Remove the chosen document from the index (and its uploaded file)."""
         if not doc_id:
             yield (_notes_html([t(lang, "remove_none")]), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
                    gr.skip())
             return
-        names = [label for label, value in document_choices(self.store.documents()) if value == doc_id]
-        job = self.jobs.remove([doc_id], names or [doc_id])
+        job = self.jobs.remove([doc_id], [self.docs.label(doc_id) or doc_id])
         yield from self._follow(job, [], lang)
-        yield (_notes_html(_outcome(job, lang)), self.header(lang), *self.document_views(lang, restrict),
-               gr.skip(), self.generation())
+        yield (_notes_html(_outcome(job, lang)), self.header(lang),
+               *self.document_views(lang, restrict, *view), gr.skip(), self.generation())
 
     def _follow(self, job: Job, notes: list[str], lang: str) -> Iterator[tuple]:
         skip = (gr.skip(),) * 6
         while not job.finished.wait(POLL_S):
             yield (_notes_html(notes + [_progress(job, lang)], busy=True), *skip)
 
-    def refresh(self, seen: int, lang: str, restrict: list[str] | None) -> tuple:
+    def refresh(self, seen: int, lang: str, restrict: list[str] | None, *view) -> tuple:
         """Timer tick: bring the status and document lists up to date if the index changed."""
         gen = self.generation()
         if gen == seen:
             return (gr.skip(),) * 5
-        return (self.header(lang), *self.document_views(lang, restrict), gen)
+        return (self.header(lang), *self.document_views(lang, restrict, *view), gen)
 
 
 def _placeholder(lang: str) -> str:
@@ -285,11 +288,12 @@ def _progress(job: Job, lang: str) -> str:
 
 
 def _outcome(job: Job, lang: str) -> list[str]:
+    dropped = [t(lang, "upload_not_kept", name=name, reason=why) for name, why in job.dropped.items()]
     if job.state is JobState.FAILED:
-        return [t(lang, "upload_failed", error=job.error)]
+        return [t(lang, "upload_failed", error=job.error), *dropped]
     r = job.report
     if r is None:
-        return []
+        return dropped
     out = []
     if job.kind == "remove":
         return [t(lang, "remove_done", names=", ".join(job.names))]
@@ -298,9 +302,10 @@ def _outcome(job: Job, lang: str) -> list[str]:
                      chunks=tn(lang, "n_chunks", r.chunks_new)))
     if r.unchanged:
         out.append(t(lang, "upload_unchanged", names=_files(r.unchanged)))
-    for s in r.skipped:
-        out.append(t(lang, "upload_skipped", name=_files([s.path]), reason=s.reason))
-    return out
+    for s in r.skipped:  # records of a file partly kept; a file not kept at all is in ``dropped``
+        if is_address(s.path) or Path(s.path.split(":", 1)[0]).name not in job.dropped:
+            out.append(t(lang, "upload_skipped", name=_files([s.path]), reason=s.reason))
+    return out + dropped
 
 
 _RECORD = re.compile(r"#\d+(?:-\d+)?$")  # "#12" of a JSONL line, "#3-1" of a SQuAD paragraph
@@ -335,7 +340,8 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
     chats = chats or ChatStore.from_config(cfg)
     panel = ConversationPanel(chats, app.respond)
     lang0 = cfg.ui_lang or "fr"
-    with gr.Blocks(title=t(lang0, "title"), fill_width=True, delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title=t(lang0, "title"), fill_width=True, delete_cache=(3600, 3600),
+                   analytics_enabled=False) as demo:  # offline: Gradio reports nothing anywhere
         conv = render_panel(lang0)
         lang = gr.State(lang0)
         turns = gr.State([])
@@ -363,7 +369,8 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
                                     value="llm" if app.llm else "extractive", label=t(lang0, "mode"),
                                     interactive=app.llm, info=None if app.llm else t(lang0, "mode_llm_off"),
                                     elem_id="rag-mode")
-                    restrict = gr.Dropdown(document_choices(app.store.documents()), value=[], multiselect=True,
+                    restrict_search = restrict_search_box(lang0)
+                    restrict = gr.Dropdown(app.docs.choices(), value=[], multiselect=True,
                                            label=t(lang0, "restrict"), info=t(lang0, "restrict_info"),
                                            elem_id="rag-restrict")
                     with gr.Row():
@@ -379,9 +386,10 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
                                               placeholder="https://…", elem_id="rag-addresses")
                         addr_btn = gr.Button(t(lang0, "fetch"), scale=1, min_width=120, elem_id="rag-fetch")
                     notes = gr.HTML("", elem_id="rag-upload-status")
-                    doc_table = gr.HTML(documents_html(app.store.documents(), lang0), elem_id="rag-doc-list")
+                    doc_panel = document_panel(app.docs, lang0, restrict_search)
+                    doc_table = doc_panel.table
                     with gr.Row():
-                        remove_pick = gr.Dropdown(document_choices(app.store.documents()), value=None,
+                        remove_pick = gr.Dropdown(app.docs.choices(), value=None,
                                                   label=t(lang0, "remove_pick"), scale=4, elem_id="rag-remove-pick")
                         remove_btn = gr.Button(t(lang0, "remove"), variant="stop", scale=1, min_width=120,
                                                elem_id="rag-remove")
@@ -390,15 +398,18 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
                 sources = gr.HTML(sources_html([], lang0), elem_id="rag-sources")
 
         labelled = [header, chat, box, send, clear, acc_settings, k, mode, restrict, acc_docs, files, remove_pick,
-                    remove_btn, sources_head, sources, doc_table, since, until, addr_box, addr_btn]
+                    remove_btn, sources_head, sources, doc_table, since, until, addr_box, addr_btn,
+                    *doc_panel.labelled]
+        view = doc_panel.view  # the document list's search and page, and the restriction's search: kept by updates
         loaded = demo.load(app.on_load, None, [lang, lang_pick, seen_gen, *labelled], queue=False)
-        relabelled = lang_pick.input(lambda v, tr, r: (v, *app.relabel(v, tr, r)), [lang_pick, turns, restrict],
-                                     [lang, *labelled], queue=False)
+        relabelled = lang_pick.input(lambda v, tr, r, *vw: (v, *app.relabel(v, tr, r, *vw)),
+                                     [lang_pick, turns, restrict, *view], [lang, *labelled], queue=False)
+        wire_document_panel(app.docs, doc_panel, lang, restrict, remove_pick)
 
         answer_io = dict(fn=panel.respond, inputs=[pending, turns, k, mode, restrict, since, until, lang,
                                                    conv["conv_id"]],
                          outputs=[chat, sources, turns, pending, busy, *conv["saved"]], concurrency_id="chat",
-                         concurrency_limit=CHAT_CONCURRENCY, show_progress="minimal")
+                         concurrency_limit=cfg.answer_concurrency, show_progress="minimal")
         answering = []
         for trigger in (box.submit, send.click):
             answering.append(trigger(app.start_turn, [box, turns, busy], [box, chat, pending, busy], queue=False)
@@ -414,54 +425,58 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
                 panel.detach, [lang], conv["shown"], queue=False).then(**conv["exports"])
 
         index_out = [notes, header, doc_table, restrict, remove_pick]
-        files.upload(app.upload, [files, lang, restrict], [*index_out, files, seen_gen],
+        files.upload(app.upload, [files, lang, restrict, *view], [*index_out, files, seen_gen],
                      concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
-        addr_btn.click(app.add_addresses, [addr_box, lang, restrict], [*index_out, addr_box, seen_gen],
+        addr_btn.click(app.add_addresses, [addr_box, lang, restrict, *view], [*index_out, addr_box, seen_gen],
                        concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
-        remove_btn.click(app.remove, [remove_pick, lang, restrict], [*index_out, files, seen_gen],
+        remove_btn.click(app.remove, [remove_pick, lang, restrict, *view], [*index_out, files, seen_gen],
                          concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
-        gr.Timer(REFRESH_S).tick(app.refresh, [seen_gen, lang, restrict], [header, doc_table, restrict, remove_pick,
-                                                                             seen_gen],
+        gr.Timer(REFRESH_S).tick(app.refresh, [seen_gen, lang, restrict, *view],
+                                 [header, doc_table, restrict, remove_pick, seen_gen],
                                  concurrency_id="tick", concurrency_limit=None, show_progress="hidden")
-        gr.api(app.ask_api, api_name="ask", concurrency_id="chat", concurrency_limit=CHAT_CONCURRENCY,
+        gr.api(app.ask_api, api_name="ask", concurrency_id="chat", concurrency_limit=cfg.answer_concurrency,
                api_description="Answer one question; returns the Answer JSON (answer, abstained, citations). "
                                "since / until (YYYY-MM-DD, optional): only articles dated in that range.")
     demo.rag_app, demo.rag_chats = app, chats
     return demo
 
 
-def launch(demo, config: Config, auth: str | None = None, block: bool = True, api_token: str | None = None):
+def launch(demo, config: Config, logins: Logins | None = None, block: bool = True):
     """Serve ``demo`` and the HTTP API on ``config.host:config.port`` (127.0.0.1 unless told otherwise).
 
     The API (:func:`ui.api.create_app`) answers ``/api`` and ``/v1``; the chat is mounted beside it at ``/``.
+
+    The server answers only requests naming one of its hosts, refuses cross-origin requests,
+    and slows down failed sign-ins (:mod:`ui.security`); ``answer_concurrency`` answers are
+    computed at once and up to ``queue_size`` events wait their turn.
 
     Parameters
     ----------
     demo : gradio.Blocks
         From :func:`build_app`.
     config : Config
-        ``host``, ``port`` and ``upload_max_mb``.
-    auth : str, optional
-        Logins ``user:password`` (several separated by ``,``) required to open the page and call the API.
+        ``host``, ``port``, ``upload_max_mb``, ``allowed_hosts``, ``answer_concurrency``, ``queue_size``.
+    logins : Logins, optional
+        The accounts that may open the page and call the API, and the API's tokens (default: none, open).
     block : bool
         Serve until interrupted (False: return once listening, for tests and benchmarks).
-    api_token : str, optional
-        Bearer tokens of the API (``RAG_API_TOKEN``).
 
     Returns
     -------
     (FastAPI app, local URL, uvicorn.Server)
         Set ``server.should_exit = True`` to stop a server started with ``block=False``.
     """
-    logins = Logins.parse(auth, api_token)
+    logins = logins or Logins()
+    guards = Guards.for_config(config, login=bool(logins.passwords))
     css = (ASSETS / "style.css").read_text(encoding="utf-8")
     js = (ASSETS / "chat.js").read_text(encoding="utf-8")
-    demo.queue(default_concurrency_limit=CHAT_CONCURRENCY, max_size=MAX_QUEUE)
+    demo.queue(default_concurrency_limit=config.answer_concurrency, max_size=config.queue_size)
     root = create_app(demo.rag_app, demo.rag_chats, logins)
     gr.mount_gradio_app(root, demo, path="/", auth=logins.check if logins.passwords else None,
                         auth_message="Questions sur vos articles — connexion / sign in", show_error=False,
                         max_file_size=int(config.upload_max_mb * MB), css=css, head=f"<script>{js}</script>",
                         footer_links=["api", "settings"], server_name=config.host, server_port=config.port)
+    guards.install(root)  # outermost: before the API, Gradio and Gradio's own CORS middleware
     server = uvicorn.Server(uvicorn.Config(root, host=config.host, port=config.port, log_level="warning",
                                            timeout_graceful_shutdown=5))
     url = f"http://{config.host}:{config.port}/"
@@ -476,19 +491,17 @@ def launch(demo, config: Config, auth: str | None = None, block: bool = True, ap
     return root, url, server
 
 
-def parse_auth(auth: str | None) -> list[tuple[str, str]] | None:
-    """``"alice:pw1,bob:pw2"`` -> ``[("alice", "pw1"), ("bob", "pw2")]``; an entry without ``:`` or with a
-    part empty is an error (see :func:`ui.auth.parse_logins`)."""
-    return list(parse_logins(auth).items()) or None
+def serve(config: Config, auth: str | None = None, auth_file: str | None = None) -> int:
+    """Serve the chat and its API on ``config.host:config.port`` until interrupted (``rag serve``).
 
-
-def serve(config: Config, auth: str | None = None) -> int:
-    """Serve the chat and its API on ``config.host:config.port`` until interrupted (``rag serve``)."""
-    token = os.environ.get("RAG_API_TOKEN")
-    Logins.parse(auth, token)  # bad values fail before the model loads
+    ``auth``: logins ``user:password`` (``RAG_AUTH`` or ``--auth``, several separated by ``,``);
+    ``auth_file``: a file of them, one a line; ``RAG_API_TOKEN``: bearer tokens of the API
+    (:meth:`ui.auth.Logins.load`).
+    """
+    logins = Logins.load(auth, auth_file, os.environ.get("RAG_API_TOKEN"))  # bad values fail before the model loads
     chats = ChatStore.from_config(config)
     app = ChatApp(config)
     app.warm_up()
     demo = build_app(app, chats=chats)
-    launch(demo, config, auth=auth, block=True, api_token=token)
+    launch(demo, config, logins=logins, block=True)
     return 0

@@ -1,4 +1,8 @@
-"""Who may use the server: the chat's logins (``--auth`` / ``RAG_AUTH``) and the API's tokens (``RAG_API_TOKEN``).
+"""Who may use the server: the chat's logins and the API's tokens (``RAG_API_TOKEN``).
+
+Logins come from ``RAG_AUTH`` or ``--auth`` (``user:password``, several separated by ``,``; a
+value given with ``--auth`` is visible to every local user in ``ps``, so prefer the variable or
+a file) and ``--auth-file FILE`` (one ``user:password`` a line; ``#`` comments).
 
 The page asks for a login; the HTTP API takes the same logins as HTTP basic auth, or a bearer
 token: one of ``RAG_API_TOKEN``'s, or ``USER:PASSWORD`` of a login (so an OpenAI client, which
@@ -11,11 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rag.chats import LOCAL_USER
 from rag.errors import BadInput
 
+log = logging.getLogger(__name__)
 API_USER = "api"          # the owner of conversations saved with an API token, when logins are set
 MIN_TOKEN = 16            # characters of an API token
 
@@ -38,6 +47,38 @@ def parse_logins(auth: str | None) -> dict[str, str]:
         if user in out:
             raise BadInput(f"--auth / RAG_AUTH: user {user!r} is given twice")
         out[user] = password
+    return out
+
+
+def read_auth_file(path: str | os.PathLike) -> dict[str, str]:
+    """The logins of a file: one ``user:password`` a line; blank lines and ``#`` comments ignored.
+
+    Raises
+    ------
+    BadInput
+        The file cannot be read, a line is not ``user:password``, a user appears twice, or there is no login.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--auth-file {path}: cannot read it ({exc})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("--auth-file %s can be read by other users of this machine (chmod 600 %s)", path, path)
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.rstrip("\r\n").partition(":")
+        user = user.strip()
+        if not sep or not user or not password:
+            raise BadInput(f"--auth-file {path}:{lineno}: expected USER:PASSWORD (both non-empty)")
+        if user in out:
+            raise BadInput(f"--auth-file {path}:{lineno}: user {user!r} is given twice")
+        out[user] = password
+    if not out:
+        raise BadInput(f"--auth-file {path}: no USER:PASSWORD line")
     return out
 
 
@@ -67,9 +108,21 @@ class Logins:
     tokens: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, auth: str | None, tokens: str | None = None) -> "Logins":
-        """Logins from the ``--auth`` value and the ``RAG_API_TOKEN`` value (errors name the setting)."""
-        return cls(parse_logins(auth), parse_tokens(tokens))
+    def load(cls, auth: str | None = None, auth_file: str | os.PathLike | None = None,
+             tokens: str | None = None) -> "Logins":
+        """Logins from the ``--auth`` / ``RAG_AUTH`` value and ``--auth-file``, tokens from ``RAG_API_TOKEN``.
+
+        Raises
+        ------
+        BadInput
+            A bad value or file (the message names it), or one user given in both.
+        """
+        passwords = parse_logins(auth)
+        for user, password in (read_auth_file(auth_file) if auth_file else {}).items():
+            if user in passwords:
+                raise BadInput(f"user {user!r} is given twice (--auth / RAG_AUTH and --auth-file)")
+            passwords[user] = password
+        return cls(passwords, parse_tokens(tokens))
 
     @property
     def required(self) -> bool:

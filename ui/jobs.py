@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 from rag.config import Config
+from rag.errors import RagError
 from rag.indexing import BuildReport, Indexer
 from rag.indexing.changes import files_of
-from rag.ingest.fetch import is_address
+from rag.ingest.loading import display_path
 from rag.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Job:
     total: int = 0
     report: BuildReport | None = None
     error: str = ""
+    dropped: dict[str, str] = field(default_factory=dict)  # uploaded files not kept (not indexed): name -> why
     finished: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -124,9 +126,13 @@ class IndexJobs:
                 job.state = JobState.DONE
             except Exception as exc:  # the page shows it; the thread lives on
                 log.exception("index job %s failed", job.id)
-                job.error = str(exc) or type(exc).__name__
+                # the index's own errors say what to do; anything else is named by its kind too
+                job.error = str(exc) if isinstance(exc, RagError) and str(exc) else \
+                    f"{type(exc).__name__}: {exc}".removesuffix(": ")
                 job.state = JobState.FAILED
             finally:
+                if job.kind == "add":
+                    self._drop_unindexed(job)
                 job.finished.set()
                 self._queue.task_done()
 
@@ -136,19 +142,40 @@ class IndexJobs:
 
         indexer = self._indexer_for_jobs()
         job.report = indexer.build(job.targets, prune=False, wait=LOCK_WAIT_S, progress=False, on_progress=progress)
-        for skipped in job.report.skipped:  # not indexed: do not keep the file around
-            if not is_address(skipped.path):
-                self._delete_upload(Path(skipped.path.split(":", 1)[0]))
 
-    def _remove(self, job: Job) -> None:
+    def _drop_unindexed(self, job: Job) -> None:
+        """Delete the uploaded files of ``job`` that have no document in the index, saying why.
+
+        A file skipped by the loader, or left out by a failed build, would otherwise stay in the
+        upload folder unlisted (nothing in the page to remove it by) and be read again by every
+        later build of that folder. A JSONL file of which some records were indexed is kept.
+        """
+        try:
+            store = self._job_store()
+            skipped = job.report.skipped if job.report is not None else []
+            for target in job.targets:
+                path = Path(target)
+                if not path.exists() or store.has_documents_from(path.resolve()):
+                    continue
+                shown = display_path(path)
+                reasons = [s.reason for s in skipped if s.path == shown or s.path.startswith(shown + ":")]
+                self._delete_upload(path)
+                job.dropped[path.name] = "; ".join(dict.fromkeys(reasons)) or job.error or "not indexed"
+        except Exception:  # noqa: BLE001 - the job's own outcome is what the page shows
+            log.exception("checking the uploads of job %s failed", job.id)
+
+    def _job_store(self) -> Store:
         if self._store is None:
             self._store = Store(self.config.index_dir)
-        keys = {d["id"]: d["key"] for d in self._store.documents()}
+        return self._store
+
+    def _remove(self, job: Job) -> None:
+        store = self._job_store()
+        keys = [d["key"] for d in store.documents_by_id(job.targets)]
         job.report = self._indexer_for_jobs().remove(job.targets, wait=LOCK_WAIT_S)
-        files = files_of([keys[i] for i in job.targets if i in keys])  # file names may hold '#'
-        still = files_of([d["key"] for d in self._store.documents()])
-        for f in files - still:
-            self._delete_upload(Path(f))
+        for f in files_of(keys):  # every file a key may come from (file names may hold '#')
+            if not store.has_documents_from(f):
+                self._delete_upload(Path(f))
 
     def _delete_upload(self, path: Path) -> None:
         try:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..indexing.distributed import RayEmbedder
 from ..indexing.indexer import Indexer
 from ..indexing.verify import repair, verify
 from ..ingest.fetch import is_address
@@ -19,7 +20,6 @@ from .common import (
     index_arg,
     printable,
 )
-
 
 CONFIRM_OVER = 5  # rag index remove asks before removing more documents than this
 
@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--wait", type=float, default=0.0, metavar="SEC",
                    help="wait up to SEC seconds for another build to finish (default: refuse at once)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
+    b.add_argument("--ray", metavar="ADDRESS", help="encode on a Ray cluster: 'auto' (RAY_ADDRESS or this "
+                   "machine's cluster) or HOST:PORT of its head; every node needs rag installed (rag[ray])")
+    b.add_argument("--ray-actors", type=int, metavar="N", help="encoders on the cluster (default: one per CPU)")
     b.set_defaults(handler=cmd_build)
     s = isub.add_parser("status", help="documents, chunks, model, dimensions, last update")
     index_arg(s)
@@ -83,8 +86,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     """``rag index build``."""
     cfg = config_of(args)
     paths = args.paths or ["seeds"]
-    report = Indexer(cfg).build(paths, rebuild=args.rebuild, prune=not args.no_prune, wait=args.wait,
-                                progress=not args.quiet, follow_links=args.follow_links)
+    distribute = None
+    if args.ray:
+        def distribute(local):  # the cluster is reached only when something must be encoded
+            return RayEmbedder(local, args.ray, cfg.model, local.encoder, str(cfg.cache_path),
+                               actors=args.ray_actors)
+    report = Indexer(cfg, distribute=distribute).build(paths, rebuild=args.rebuild, prune=not args.no_prune,
+                                                       wait=args.wait, progress=not args.quiet,
+                                                       follow_links=args.follow_links)
     limit = None if args.verbose else 10
     for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         for name in names[:limit]:

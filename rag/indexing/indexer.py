@@ -14,8 +14,8 @@ import os
 import signal
 import sqlite3
 import time
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -32,8 +32,8 @@ from ..embedding import (
     stale_recipe,
 )
 from ..errors import BadInput, DiskFull, IndexCorrupt, IndexMismatch, IndexProblem, RagError, Remedy
-from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.base import Skipped, Unreadable, error_text, guarded
+from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.files import FileStamp, key_files, key_under
 from ..ingest.loading import LoadResult, load_paths, loader_version
 from ..ingest.ocr import OcrSettings, ocr_settings
@@ -110,6 +110,9 @@ class Indexer:
         Model, chunking and limits.
     embedder : Embedder, optional
         Reuse a loaded model; otherwise one is loaded when something must be chunked.
+    distribute : callable, optional
+        Given the loaded embedder, returns the one that encodes (e.g. ``rag.indexing.distributed.
+        RayEmbedder`` around it); called when the model is first needed (something to chunk).
 
     Notes
     -----
@@ -121,9 +124,11 @@ class Indexer:
     recipes never share an index.
     """
 
-    def __init__(self, config: Config, embedder: Embedder | None = None):
+    def __init__(self, config: Config, embedder: Embedder | None = None,
+                 distribute: Callable[[Embedder], Embedder] | None = None):
         self.config = config
         self._embedder = embedder
+        self._distribute = distribute
         self.model = canonical_model_name(config.model)
         self.encoder = Encoder(embedder.encoder if embedder is not None else config.encoder)
 
@@ -138,6 +143,8 @@ class Indexer:
         if self._embedder is None:
             self._embedder = get_embedder(self.config.model, self.config.batch_size, self.encoder,
                                           self.config.cache_dir or None)
+        if self._distribute is not None:
+            self._embedder, self._distribute = self._distribute(self._embedder), None
         return self._embedder
 
     @property

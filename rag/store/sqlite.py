@@ -78,6 +78,8 @@ REQUIRED_COLUMNS = {
 
 
 
+# a document's row without its text, as documents() and find_documents() give it
+LISTED = "id, key, source, title, lang, sha256, chunks, indexed, meta, date, date_source, url, author"
 # what the BM25 index needs of each stored chunk: id, terms, document, language
 LEXICAL_ROWS = ("SELECT c.rowid, c.terms, c.doc_id, d.lang FROM chunks c JOIN documents d ON d.id = c.doc_id "
                 "ORDER BY c.rowid")
@@ -308,10 +310,61 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
     def documents(self) -> list[dict]:
         """All documents (without their text), ordered by source."""
-        cur = self.db.execute("SELECT id, key, source, title, lang, sha256, chunks, indexed, meta, date, date_source, "
-                              "url, author FROM documents ORDER BY source")
+        cur = self.db.execute(f"SELECT {LISTED} FROM documents ORDER BY source")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur]
+
+    def find_documents(self, query: str = "", limit: int = 50, offset: int = 0,
+                       count: bool = True) -> tuple[list[dict], int]:
+        """One page of the documents whose title or source holds ``query``, and how many match.
+
+        Parameters
+        ----------
+        query : str
+            Text to look for in titles and sources (ASCII letters in any case); empty: every document.
+        limit, offset : int
+            The page: at most ``limit`` rows after the first ``offset``, most recently indexed first.
+        count : bool
+            Count the matching documents (False: -1 is returned instead).
+
+        Returns
+        -------
+        (list of dict, int)
+            Rows as :meth:`documents` gives them, and the number of matching documents.
+        """
+        where, args = "", []
+        if query.strip():
+            pattern = "%" + _like_escape(query.strip()) + "%"
+            where, args = "WHERE title LIKE ? ESCAPE '\\' OR source LIKE ? ESCAPE '\\'", [pattern, pattern]
+        limit, offset = max(0, int(limit)), max(0, int(offset))
+        # rows are written when a document is added or changed: the newest rowids are the latest indexed
+        cur = self.db.execute(f"SELECT {LISTED} FROM documents {where} ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                              [*args, limit, offset])
+        cols = [d[0] for d in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur]
+        if not count:
+            return rows, -1
+        if offset == 0 and len(rows) < limit:
+            return rows, len(rows)
+        return rows, int(self.db.execute(f"SELECT COUNT(*) FROM documents {where}", args).fetchone()[0])
+
+    def documents_by_id(self, doc_ids: Iterable[str]) -> list[dict]:
+        """The rows (as :meth:`documents` gives them) of the documents with these ids, in no set order."""
+        doc_ids = list(dict.fromkeys(doc_ids))
+        out: list[dict] = []
+        for i in range(0, len(doc_ids), 500):
+            part = doc_ids[i:i + 500]
+            cur = self.db.execute(f"SELECT {LISTED} FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+            cols = [d[0] for d in cur.description]
+            out.extend(dict(zip(cols, r)) for r in cur)
+        return out
+
+    def has_documents_from(self, path: str | os.PathLike) -> bool:
+        """Whether a document read from the file ``path`` (its resolved path, or its records) is indexed."""
+        key = str(path)  # its records' keys are key + "#...": the range [key#, key$) of the key index
+        row = self.db.execute("SELECT 1 FROM documents WHERE key=? OR (key >= ? AND key < ?) LIMIT 1",
+                              (key, key + "#", key + "$")).fetchone()
+        return row is not None
 
     def stored_documents(self, ids: Sequence[str] | None = None) -> list[Document]:
         """Every indexed document (or those of ``ids``) with its text, as it was indexed."""
@@ -609,14 +662,17 @@ def _file_day_of(key: str) -> str | None:
     return None
 
 
+def _like_escape(text: str) -> str:
+    """``text`` matched literally by ``LIKE ? ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_records(name: str) -> str:
     """LIKE pattern of the sources of a JSONL or SQuAD file's records (``file#line``)."""
-    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "#%"
+    return _like_escape(name) + "#%"
 
 
 def _like_prefix(name: str) -> str:
-    escaped = name.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
+    return _like_escape(name.rstrip("/")) + "/%"
 
 

@@ -26,12 +26,13 @@ def free_port() -> int:
 
 @dataclass
 class Served:
-    """A running `rag serve`: its process, base URL, port and log file."""
+    """A running `rag serve`: its process, base URL, port, log file and the folder it was given."""
 
     proc: subprocess.Popen
     url: str
     port: int
     log: Path
+    root: Path
 
     def stop(self) -> None:
         """Terminate the server (kill it after 15 s)."""
@@ -44,18 +45,21 @@ class Served:
                 self.proc.wait(5)
 
 
-def start_serve(index: Path, root: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Served:
-    """Start `rag serve --index INDEX` with ``env`` added, wait until it answers, return it.
+def start_serve(index: Path, root: Path, env: dict[str, str] | None = None, args: list[str] | None = None,
+                timeout: float = 180) -> Served:
+    """Start `rag serve --index INDEX ARGS` with ``env`` added, wait until it answers, return it.
+
+    Its log goes in ``root``; uploads too unless ``env`` says otherwise (``RAG_UPLOAD_DIR``).
 
     Raises ``RuntimeError`` with the end of its log when it exits or does not answer in time.
     """
     port = free_port()
     log = root / f"serve-{port}.log"
-    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_UPLOAD_DIR": str(root / "uploads"), **(env or {})}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--index", str(index), "--port", str(port)],
-                                cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
-    served = Served(proc, f"http://127.0.0.1:{port}/", port, log)
+        proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--index", str(index), "--port", str(port),
+                                 *(args or [])], cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
+    served = Served(proc, f"http://127.0.0.1:{port}/", port, log, root)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

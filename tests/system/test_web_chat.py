@@ -23,9 +23,6 @@ from rag.indexing import Indexer
 from tests.conftest import ROOT, SEEDS
 
 browser_test = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 USER, PASSWORD = "tester", "s3cret-pass"
 SEED_QUESTION = "Qui est le ministre iranien des Affaires étrangères ?"
 SEED_FACT = "Araghchi"
@@ -89,18 +86,6 @@ def server(tmp_path_factory, embedder):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium; scripts/setup.sh --test does it)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -396,10 +381,10 @@ def test_the_server_listens_on_loopback_only(server):
 
 
 def test_a_bad_login_value_is_refused_before_serving():
-    from ui.app import parse_auth
+    from ui.auth import parse_logins as parse_auth
 
-    assert parse_auth("alice:s3:cret") == [("alice", "s3:cret")] and parse_auth(None) is None
-    assert parse_auth("alice:pw1,bob:pw2") == [("alice", "pw1"), ("bob", "pw2")]
+    assert parse_auth("alice:s3:cret") == {"alice": "s3:cret"} and parse_auth(None) == {}
+    assert parse_auth("alice:pw1,bob:pw2") == {"alice": "pw1", "bob": "pw2"}
     for value in ("alice:", ":secret", "alice:pw,"):
         with pytest.raises(ValueError, match="USER:PASSWORD"):
             parse_auth(value)

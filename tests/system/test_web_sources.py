@@ -14,12 +14,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from conftest import ARTICLE_FR, ARTICLE_FR_2, ROOT
 from news_site import NewsSite, Resource, article_html
-from test_web_chat import CHROMIUM, CHROMIUM_ARGS, ask, free_port, open_documents
+from tests.system.test_web_chat import ask, free_port, open_documents
 
 from rag.config import Config
 from rag.indexing import Indexer
@@ -82,18 +81,6 @@ def server(tmp_path_factory, embedder):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium; scripts/setup.sh --test does it)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
