@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -101,6 +102,10 @@ def test_index_from_an_older_text_analysis_asks_for_a_rebuild(built, tmp_path, e
     params = next(copy.glob("gen-*/lexical/params.json"))
     data = json.loads(params.read_text())
     params.write_text(json.dumps({**data, "analyzer": 1}))
+    db = sqlite3.connect(copy / "rag.sqlite")  # made by a version before checksums, as such an index would be
+    db.execute("DELETE FROM manifest WHERE key='checksums'")
+    db.commit()
+    db.close()
     with pytest.raises(IndexMismatch, match="text analysis version 1") as err:
         Retriever(cfg, index_dir=copy, embedder=embedder)
     assert err.value.remedy is Remedy.REBUILD and err.value.where == str(copy)
