@@ -234,3 +234,18 @@ def test_a_million_line_jsonl_is_streamed_in_bounded_time_and_memory(tmp_path):
     documents, skipped, seconds, peak_mb = int(out[0]), int(out[1]), float(out[2]), int(out[3])
     assert (documents, skipped) == (10_000, 1)
     assert seconds < 20 and peak_mb < 800, out  # was 8.4 GB and 117 s for the whole build
+
+
+def test_max_articles_per_file_is_a_setting_the_build_follows(tmp_path, embedder):
+    from rag.config import Config, ConfigError, load_config
+    from rag.indexing import Indexer
+
+    with pytest.raises(ConfigError, match="max_articles_per_file"):
+        load_config(env={"RAG_MAX_ARTICLES_PER_FILE": "0"})
+    assert load_config(env={"RAG_MAX_ARTICLES_PER_FILE": "5"}).max_articles_per_file == 5
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"text": f"Dépêche {i} : le tramway de Brest roule."}) + "\n"
+                            for i in range(7)), encoding="utf-8")
+    config = Config(index_dir=str(tmp_path / "index"), max_articles_per_file=5)
+    report = Indexer(config, embedder).build([feed], progress=False)
+    assert len(report.added) == 5 and [s.reason[:22] for s in report.skipped] == ["more than 5 articles: "]
