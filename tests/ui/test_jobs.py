@@ -73,14 +73,22 @@ def test_a_failing_job_reports_its_error_and_the_queue_keeps_working(seeded, tmp
 
 
 def test_an_upload_whose_build_fails_is_deleted_with_the_error_and_a_later_build_has_nothing_to_stop_on(
-        seeded, config, embedder):
+        seeded, config, embedder, monkeypatch):
+    from rag.store import layout
+
     retriever, jobs, folder = seeded
-    bad = folder / "repeated.txt"  # the chunker fails on it today (issue 18, case 1); once fixed, a skip
-    bad.write_text("\n\n".join(["Le ministre a rencontre les delegues a Mascate pour des discussions."] * 100),
+    bad = folder / "tramway.txt"
+    bad.write_text("Le tramway de Brest roule de nouveau depuis lundi, après trois mois de travaux.",
                    encoding="utf-8")
+
+    def broken(*args, **kwargs):  # a build that fails as a whole (one bad file is only a skip)
+        raise RuntimeError("the search files could not be written")
+
+    monkeypatch.setattr(layout, "write_generation", broken)
     job = jobs.add([bad])
     assert job.finished.wait(120)
-    assert not bad.exists() and "repeated.txt" in job.dropped and job.dropped["repeated.txt"]
+    assert not bad.exists() and "tramway.txt" in job.dropped and job.dropped["tramway.txt"]
+    monkeypatch.undo()
     Indexer(config, embedder=embedder).build([folder], progress=False)  # `rag index build uploads/`
 
 
