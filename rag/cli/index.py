@@ -21,7 +21,6 @@ from .common import (
     printable,
 )
 
-
 CONFIRM_OVER = 5  # rag index remove asks before removing more documents than this
 
 
@@ -61,7 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="print JSON lines (id, source, title, lang, chunks, indexed, date, date_source, url, author)")
     ls.set_defaults(handler=cmd_list)
     vf = isub.add_parser("verify", help="check the index and say what is damaged",
-                         description="Check the SQLite file, manifest, search files, chunk offsets and cache. "
+                         description="Check the SQLite file, manifest, search files (against the checksums "
+                                     "written at commit, and their values), chunk offsets and cache. "
                                      "Exit 0 when sound, 1 when damaged (run rag index repair).")
     index_arg(vf)
     vf.add_argument("--json", action="store_true", help="print the problems as JSON")

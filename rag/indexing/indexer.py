@@ -14,8 +14,8 @@ import os
 import signal
 import sqlite3
 import time
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -32,8 +32,8 @@ from ..embedding import (
     stale_recipe,
 )
 from ..errors import BadInput, DiskFull, IndexCorrupt, IndexMismatch, IndexProblem, RagError, Remedy
-from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.base import Skipped, Unreadable, error_text, guarded
+from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.files import FileStamp, key_files, key_under
 from ..ingest.loading import LoadResult, load_paths, loader_version
 from ..ingest.ocr import OcrSettings, ocr_settings
@@ -534,8 +534,9 @@ class Indexer:
         kept_rows = [row for row, k in zip(kept_rows, kept.tolist()) if k]
         next_id = store.next_rowid()
         rows, new_terms = [], []
+        words: dict[str, str] = {}  # one string per distinct term: a long text's term lists then share them
         for rowid, (doc, c, text, h) in enumerate(items, next_id):
-            new_terms.append(index_terms(text, doc.lang))
+            new_terms.append([words.setdefault(t, t) for t in index_terms(text, doc.lang)])
             rows.append(ChunkRow(rowid, c.id, c.doc_id, c.ordinal, c.start, c.end, c.text, h, " ".join(new_terms[-1])))
         if rows:
             vindex.add(np.array([r.rowid for r in rows], dtype=np.int64), np.vstack([vectors[r.hash] for r in rows]))

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..dates import DateSource, normalize_date, today
-from .base import Unreadable
+from .base import guarded
 from .fetch import Fetcher, FetchError, Page, Validators, is_address, without_fragment
 from .loading import LoadResult, Skipped, check_prose, display_path, loader_version, make_document, read_html, read_pdf
 from .ocr import OcrSettings
@@ -197,10 +197,10 @@ def _take(out: LoadResult, entry: Entry, got: Page | Exception, old: Validators 
         out.pages[entry.key] = validators
         return
     out.pages_fetched += 1
-    try:
+    doc, told = None, len(out.skipped)
+    with guarded(out.skipped, entry.source):  # a page that breaks the parser is its skip, as a file's would be
         doc = page_document(entry, got, default_lang, ocr)
-    except Unreadable as why:
-        out.skipped.append(Skipped(entry.source, str(why)))
+    if doc is None or len(out.skipped) > told:
         out.failed_keys.append(entry.key)
         return
     out.documents.append(doc)

@@ -231,3 +231,45 @@ def test_an_encoder_that_fails_as_a_whole_stops_the_build_and_commits_nothing(tm
     assert code == 1 and "every encoder of the Ray cluster died" in err, err  # a failure, not a skipped file
     assert [d["source"].split("/")[-1] for d in Store(index).documents()] == ["pont.txt"]
     assert verify(index) == []
+
+
+def test_a_jsonl_file_gives_at_most_max_articles_and_says_so(tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"text": f"Dépêche numéro {i} sur le port de Brest."}) + "\n"
+                            for i in range(25)), encoding="utf-8")
+    res = load_paths([feed], max_articles=10)
+    assert len(res.documents) == 10 and res.documents[-1].source.endswith("feed.jsonl#10")
+    (skip,) = res.skipped
+    assert skip.path.endswith("feed.jsonl") and "more than 10 articles" in skip.reason
+    assert "the 15 record(s) from line 11 on are not" in skip.reason and "max_articles_per_file" in skip.reason
+
+
+def test_a_million_line_jsonl_is_streamed_in_bounded_time_and_memory(tmp_path):
+    """The 20 MB file of 1,000,000 one-line articles that took 8.4 GB and 117 s to index."""
+    feed = tmp_path / "million.jsonl"
+    with open(feed, "w", encoding="utf-8") as fh:
+        fh.writelines('{"text":"Le chat."}\n' for _ in range(1_000_000))
+    script = ("import resource, sys, time; from rag.ingest import load_paths; t = time.perf_counter(); "
+              f"res = load_paths([{str(feed)!r}]); "
+              "print(len(res.documents), len(res.skipped), time.perf_counter() - t, "
+              "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.split()
+    documents, skipped, seconds, peak_mb = int(out[0]), int(out[1]), float(out[2]), int(out[3])
+    assert (documents, skipped) == (10_000, 1)
+    assert seconds < 20 and peak_mb < 800, out  # was 8.4 GB and 117 s for the whole build
+
+
+def test_max_articles_per_file_is_a_setting_the_build_follows(tmp_path, embedder):
+    from rag.config import Config, ConfigError, load_config
+    from rag.indexing import Indexer
+
+    with pytest.raises(ConfigError, match="max_articles_per_file"):
+        load_config(env={"RAG_MAX_ARTICLES_PER_FILE": "0"})
+    assert load_config(env={"RAG_MAX_ARTICLES_PER_FILE": "5"}).max_articles_per_file == 5
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"text": f"Dépêche {i} : le tramway de Brest roule."}) + "\n"
+                            for i in range(7)), encoding="utf-8")
+    config = Config(index_dir=str(tmp_path / "index"), max_articles_per_file=5)
+    report = Indexer(config, embedder).build([feed], progress=False)
+    assert len(report.added) == 5 and [s.reason[:22] for s in report.skipped] == ["more than 5 articles: "]

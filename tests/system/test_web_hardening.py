@@ -8,7 +8,9 @@ than a page of the document list. It answers to the extra name chat.example.org
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -292,16 +294,16 @@ def test_two_users_uploading_different_notes_txt_both_keep_their_document(open_p
 
 @browser_test
 def test_an_upload_that_fails_to_index_is_removed_and_the_page_says_why(open_page, server, tmp_path, embedder):
-    bad = tmp_path / "repeated.txt"  # base64-like data, not an article: the loader skips it
-    bad.write_text("TGUgbWluaXN0cmUgYSByZW5jb250cmU" * 2000, encoding="utf-8")
+    bad = tmp_path / "encoded.txt"  # a .txt of base64 data: the build skips it ("does not look like text")
+    bad.write_text(base64.b64encode(os.urandom(30_000)).decode(), encoding="utf-8")
     page = open_page()
     note = upload(page, bad)
-    assert "repeated.txt" in note and ("Non gardé" in note or "Refusé" in note), note
+    assert "encoded.txt" in note and ("Non gardé" in note or "Refusé" in note), note
     uploads = server.root / "uploads"
-    assert not (uploads / "repeated.txt").exists()
-    assert search(page, "repeated") == 0
+    assert not (uploads / "encoded.txt").exists()
+    assert search(page, "encoded") == 0
     report = Indexer(Config(index_dir=str(tmp_path / "later")), embedder=embedder).build([uploads], progress=False)
-    assert not [s for s in report.skipped if "repeated" in s.path]  # a later build of uploads/ has nothing to stop on
+    assert not [s for s in report.skipped if "encoded" in s.path]  # a later build of uploads/ has nothing to stop on
 
 
 @browser_test

@@ -72,8 +72,7 @@ def test_a_failing_job_reports_its_error_and_the_queue_keeps_working(seeded, tmp
     assert any(d["source"].endswith("greve.txt") for d in Store(retriever.store.folder).documents())
 
 
-def test_an_upload_of_one_sentence_repeated_is_indexed_kept_and_a_later_build_of_the_folder_works(
-        seeded, config, embedder):
+def test_an_upload_of_one_sentence_repeated_is_indexed_and_kept(seeded):
     retriever, jobs, folder = seeded
     repeated = folder / "repeated.txt"  # the same sentence 100 times: chunk offsets come from the split itself
     repeated.write_text("\n\n".join(["Le ministre a rencontre les delegues a Mascate pour des discussions."] * 100),
@@ -81,8 +80,26 @@ def test_an_upload_of_one_sentence_repeated_is_indexed_kept_and_a_later_build_of
     job = jobs.add([repeated])
     assert job.finished.wait(120) and job.state is JobState.DONE, job.error
     assert repeated.exists() and not job.dropped and job.report.added
-    report = Indexer(config, embedder=embedder).build([folder], progress=False)  # `rag index build uploads/`
-    assert not report.skipped
+
+
+def test_an_upload_whose_build_fails_is_deleted_with_the_error_and_a_later_build_has_nothing_to_stop_on(
+        seeded, config, embedder, monkeypatch):
+    from rag.store import layout
+
+    retriever, jobs, folder = seeded
+    bad = folder / "tramway.txt"
+    bad.write_text("Le tramway de Brest roule de nouveau depuis lundi, après trois mois de travaux.",
+                   encoding="utf-8")
+
+    def broken(*args, **kwargs):  # a build that fails as a whole (one bad file is only a skip)
+        raise RuntimeError("the search files could not be written")
+
+    monkeypatch.setattr(layout, "write_generation", broken)
+    job = jobs.add([bad])
+    assert job.finished.wait(120)
+    assert not bad.exists() and "tramway.txt" in job.dropped and job.dropped["tramway.txt"]
+    monkeypatch.undo()
+    Indexer(config, embedder=embedder).build([folder], progress=False)  # `rag index build uploads/`
 
 
 def test_a_jsonl_upload_with_some_bad_records_is_kept_with_its_good_ones(seeded):
