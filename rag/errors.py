@@ -84,3 +84,11 @@ class IndexBusy(IndexProblem):
 
 class DependencyMissing(RagError):
     """An optional package the asked-for feature needs is not installed (the message says which)."""
+
+
+class IndexUnavailable(IndexProblem):
+    """The database holding the index cannot be reached (the message names its address)."""
+
+
+class IndexReadOnly(IndexProblem):
+    """The database refuses writes: a read replica, or a primary in recovery."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from rag.backends import open_store
 from rag.config import Config
 from rag.errors import RagError
 from rag.indexing import BuildReport, Indexer
@@ -166,7 +167,7 @@ class IndexJobs:
 
     def _job_store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.config.index_dir)
+            self._store = open_store(self.config)
         return self._store
 
     def _remove(self, job: Job) -> None:

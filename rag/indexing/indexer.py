@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from ..backends import open_store
 from ..config import Config
 from ..embedding import (
     Embedder,
@@ -39,6 +40,7 @@ from ..search import term_table
 from ..search.lexical import LexicalIndex
 from ..search.vectors import VectorIndex
 from ..store import layout
+from ..store.base import DocumentChange, StoredChunk
 from ..store.layout import FORMAT_VERSION, BuildSettings, Manifest
 from ..store.sqlite import ChunkRow, Commit, Store
 from ..text.analysis import index_terms
@@ -62,6 +64,14 @@ def crash_point(name: str) -> None:
 def embed_text(title: str, chunk_text: str) -> str:
     """What is embedded and BM25-indexed for a chunk: its document's title, then its text."""
     return f"{title}\n{chunk_text}" if title else chunk_text
+
+
+def _committing(changes: Sequence[DocumentChange]):
+    """The changes, one at a time; ``RAG_CRASH_AT=document-committed`` dies once the first is committed."""
+    for i, change in enumerate(changes):
+        if i:
+            crash_point("document-committed")
+        yield change
 
 
 class Indexer:
@@ -181,7 +191,7 @@ class Indexer:
         """Stamps of the files and validators of the pages indexed so far (none for a missing or damaged
         index: the build says what)."""
         try:
-            store = Store(index_dir or self.config.index_dir)
+            store = open_store(index_dir or self.config.index_dir)
         except IndexProblem:
             return {}, {}
         try:
@@ -192,7 +202,7 @@ class Indexer:
 
     def _run(self, index_dir, wait: float, t0: float, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
              prune: bool, progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        store = Store(index_dir or self.config.index_dir, create=True)
+        store = open_store(index_dir or self.config.index_dir, create=True)
         with store.build_lock(wait):
             report = self._build_locked(store, loaded, roots, rebuild, prune, progress, on_progress)
         report.seconds = time.perf_counter() - t0
@@ -200,7 +210,7 @@ class Indexer:
 
     def remove(self, names: Sequence[str], index_dir: str | os.PathLike | None = None, wait: float = 0.0) -> BuildReport:
         """Remove documents by id, source, folder prefix or title."""
-        store = Store(index_dir or self.config.index_dir)
+        store = open_store(index_dir or self.config.index_dir)
         with store.build_lock(wait):
             doc_ids = store.resolve_docs(names)
             report = BuildReport()
@@ -270,7 +280,7 @@ class Indexer:
         old_key = cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe) if stale else None
         if stale and not rebuild:
             self._encode_again(store, existing, changes, report, manifest)
-        gen_ok = layout.has_search_files(store.folder, manifest)
+        gen_ok = store.has_search_files(manifest)
         if report.changed or not gen_ok or rebuild:
             chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
@@ -347,7 +357,10 @@ class Indexer:
                 rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None,
                 drop_cache: str | None = None, pages: dict[str, Validators] | None = None) -> None:
         """Write the next generation's search files, then switch to it in one transaction (which also
-        drops the cached vectors of ``drop_cache``, a cache key that will never be read again)."""
+        drops the cached vectors of ``drop_cache``, a cache key that will never be read again); a database
+        commits each document's change in its own transaction instead (:meth:`_apply`)."""
+        if not store.local:
+            return self._apply(store, manifest, new_docs, gone, items, vectors, rebuild, stamps, drop_cache, pages)
         dim = self._dim(manifest)
         gen = layout.next_generation(store.folder, manifest)
         gone_rows = store.rowids_of_docs([d["id"] for d in gone])
@@ -380,6 +393,27 @@ class Indexer:
                      inside=lambda: crash_point("in-transaction"))
         crash_point("committed")
         layout.remove_stale_generations(store.folder, {gen, gen - 1})
+
+    def _apply(self, store, manifest: Manifest | None, new_docs: Sequence[Document], gone: Sequence[dict], items,
+               vectors: dict[str, np.ndarray], rebuild: bool, stamps: dict[str, FileStamp] | None,
+               drop_cache: str | None, pages: dict[str, Validators] | None) -> None:
+        """Hand a store that writes per document (PostgreSQL) one change per document, then the manifest."""
+        chunks: dict[str, list[StoredChunk]] = {}
+        for doc, c, text, h in items:
+            chunks.setdefault(doc.id, []).append(StoredChunk(None, c.id, c.ordinal, c.start, c.end, c.text, h,
+                                                             index_terms(text, doc.lang), vectors[h]))
+        replaced = {d["key"]: d["id"] for d in gone}
+        changes = [DocumentChange(replaced.pop(doc.key, None), doc, chunks.get(doc.id, ())) for doc in new_docs]
+        changes += [DocumentChange(doc_id, None) for doc_id in replaced.values()]
+        recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
+        cfg = self.config
+        new_manifest = Manifest(FORMAT_VERSION, self.model, self._dim(manifest), cfg.chunk_tokens, cfg.chunk_overlap,
+                                cfg.title_tokens, (manifest.generation if manifest else 0) + 1, layout.now_iso(),
+                                self.encoder.value, recipe)
+        store.apply(_committing(changes), new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
+                    page_reader=self.page_reader, forget_keys=[d["key"] for d in gone], forget_all=rebuild,
+                    drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"))
+        crash_point("committed")
 
     def _previous(self, store: Store, manifest: Manifest | None, dim: int, rebuild: bool,
                   gen_ok: bool) -> tuple[VectorIndex, list, term_table.TermTable | None]:
