@@ -92,3 +92,9 @@ class IndexUnavailable(IndexProblem):
 
 class IndexReadOnly(IndexProblem):
     """The database refuses writes: a read replica, or a primary in recovery."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rag.backends import open_store
 from rag.config import Config
 from rag.errors import RagError
 from rag.indexing import BuildReport, Indexer
 from rag.indexing.changes import files_of
 from rag.ingest.loading import display_path
 from rag.store import Store
+from rag.store.factory import open_store
 
 log = logging.getLogger(__name__)
 LOCK_WAIT_S = 600.0  # a build started from the command line may hold the index for a while

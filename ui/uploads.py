@@ -18,10 +18,10 @@ import unicodedata
 from pathlib import Path
 from typing import NamedTuple
 
-from rag.backends import is_database_url
 from rag.config import Config
 from rag.errors import BadInput
 from rag.ingest import SUPPORTED
+from rag.store.factory import is_database_url
 
 ACCEPTED = tuple(ext for ext in SUPPORTED if ext != ".json")  # SQuAD sets (.json) are for evaluation
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)

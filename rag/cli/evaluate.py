@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..backends import is_database_url, open_store
 from ..errors import BadInput
 from ..evaluation import reports
 from ..evaluation.qasets import load_qa, resolve_gold
 from ..evaluation.runner import EvalRun, docs_index, evaluate, summarize
 from ..pipeline import RAG
 from ..retrieval.fusion import Mode
+from ..store.factory import is_database_url, open_store
 from ..store.layout import index_exists
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, config_of, index_arg
 

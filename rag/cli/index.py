@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
-from ..backends import is_database_url, open_store
 from ..indexing.copy import copy_index
+from ..indexing.distributed import RayEncoder
 from ..indexing.indexer import Indexer
 from ..indexing.verify import Problem, repair, verify
 from ..ingest.fetch import is_address
 from ..ingest.loading import SUPPORTED
+from ..store.factory import is_database_url, open_store
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -42,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--wait", type=float, default=0.0, metavar="SEC",
                    help="wait up to SEC seconds for another build to finish (default: refuse at once)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
+    b.add_argument("--ray", metavar="ADDRESS", help="encode on a Ray cluster: auto (one started on this machine, or "
+                                                    "RAY_ADDRESS) or HOST:PORT of its head (pip install 'rag[ray]')")
     b.set_defaults(handler=cmd_build)
     s = isub.add_parser("status", help="documents, chunks, model, dimensions, last update")
     index_arg(s)
@@ -83,7 +86,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     """``rag index build``."""
     cfg = config_of(args)
     paths = args.paths or ["seeds"]
-    report = Indexer(cfg).build(paths, rebuild=args.rebuild, prune=not args.no_prune, wait=args.wait,
+    remote = RayEncoder(args.ray, cfg.batch_size, cfg.cache_dir or None) if args.ray else None
+    if remote is not None and not args.quiet:
+        print(f"encoding on the Ray cluster at {args.ray} ({remote.nodes} nodes)")
+    report = Indexer(cfg, remote=remote).build(paths, rebuild=args.rebuild, prune=not args.no_prune, wait=args.wait,
                                 progress=not args.quiet)
     limit = None if args.verbose else 10
     for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):

@@ -14,11 +14,11 @@ import os
 import time
 from typing import NamedTuple
 
-from ..backends import location_of, open_store
 from ..config import Config
 from ..embedding import cache_key
 from ..errors import BadInput, IndexCorrupt, Remedy
 from ..store import layout
+from ..store.factory import location_of, open_store
 from ..store.sqlite import ChunkRow, Commit
 from .indexer import Indexer
 

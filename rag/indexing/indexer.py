@@ -18,7 +18,6 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..backends import open_store
 from ..config import Config
 from ..embedding import (
     Embedder,
@@ -41,6 +40,7 @@ from ..search.lexical import LexicalIndex
 from ..search.vectors import VectorIndex
 from ..store import layout
 from ..store.base import DocumentChange, StoredChunk
+from ..store.factory import open_store
 from ..store.layout import FORMAT_VERSION, BuildSettings, Manifest
 from ..store.sqlite import ChunkRow, Commit, Store
 from ..text.analysis import index_terms
@@ -83,6 +83,9 @@ class Indexer:
         Model, chunking and limits.
     embedder : Embedder, optional
         Reuse a loaded model; otherwise one is loaded when something must be chunked.
+    remote : callable, optional
+        ``remote(texts, model, encoder)`` gives the vectors of texts encoded elsewhere (a Ray
+        cluster: :class:`rag.indexing.distributed.RayEncoder`); chunking and writing stay here.
 
     Notes
     -----
@@ -94,9 +97,11 @@ class Indexer:
     recipes never share an index.
     """
 
-    def __init__(self, config: Config, embedder: Embedder | None = None):
+    def __init__(self, config: Config, embedder: Embedder | None = None,
+                 remote: Callable[[Sequence[str], str, Encoder], np.ndarray] | None = None):
         self.config = config
         self._embedder = embedder
+        self.remote = remote  # encodes elsewhere (rag.indexing.distributed.RayEncoder); the model still chunks here
         self.model = canonical_model_name(config.model)
         self.encoder = Encoder(embedder.encoder if embedder is not None else config.encoder)
 
@@ -338,15 +343,17 @@ class Indexer:
         report.cached = len(items) - sum(1 for *_, h in items if h not in vectors)
         t0 = time.perf_counter()
         bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not progress or not todo)
-        for i in range(0, len(todo), ENCODE_STEP):
-            step = todo[i:i + ENCODE_STEP]
-            vecs = emb.encode([texts[h] for h in step])
+        size = getattr(self.remote, "step", ENCODE_STEP) if self.remote is not None else ENCODE_STEP
+        for i in range(0, len(todo), size):
+            step = todo[i:i + size]
+            vecs = (self.remote([texts[h] for h in step], self.config.model, self.encoder) if self.remote is not None
+                    else emb.encode([texts[h] for h in step]))
             store.cache_vectors(self.cache_key, zip(step, vecs))
             vectors.update(zip(step, vecs))
             crash_point("encoded")
             bar.update(len(step))
             if on_progress:
-                on_progress(min(i + ENCODE_STEP, len(todo)), len(todo))
+                on_progress(min(i + size, len(todo)), len(todo))
         bar.close()
         report.encoded = len(items) - report.cached
         report.encode_seconds = time.perf_counter() - t0

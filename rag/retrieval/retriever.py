@@ -1,6 +1,6 @@
 """The retriever: an index's BM25 and dense candidates for a question, fused into passages.
 
-The index is a folder or a PostgreSQL database (:mod:`rag.backends`); each gives its BM25 and
+The index is a folder or a PostgreSQL database (:func:`rag.store.factory.open_store`); each gives its BM25 and
 dense (ids, scores), fused, collapsed and turned into hits here, the same for both. It follows
 the index: a build that commits is picked up at the next search.
 """
@@ -14,15 +14,25 @@ from typing import Sequence
 
 import numpy as np
 
-from ..backends import open_search, open_store
 from ..config import Config
 from ..dates import day_range
 from ..embedding import Embedder, canonical_model_name, get_embedder
 from ..schema import Hit
 from ..search.stats import TermStats
+from ..store.base import IndexStore, SearchBackend
+from ..store.factory import open_store
 from ..store.layout import Manifest
 from ..text.normalize import detect_language
 from .fusion import Mode, collapse, fuse
+from .local_search import LocalSearch
+from .pg_search import PgSearch
+
+
+def open_search(store: IndexStore, config: Config, model: str) -> SearchBackend:
+    """The search side of ``store`` (a folder's or a database's) for questions encoded by ``model``."""
+    if store.local:
+        return LocalSearch(store, model)
+    return PgSearch(store, config, model)
 
 
 class Retriever:

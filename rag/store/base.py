@@ -2,7 +2,7 @@
 
 Two backends implement it: the local index folder (:mod:`rag.store.sqlite` with the search files
 of :mod:`rag.store.layout`) and a PostgreSQL database (:mod:`rag.store.postgres`). This module
-imports neither; :mod:`rag.backends` chooses one by the index location (a folder, or a
+imports neither; :mod:`rag.store.factory` chooses one by the index location (a folder, or a
 ``postgresql://`` / ``postgres://`` address).
 
 A build hands a backend that writes per document (:meth:`IndexStore.apply`) one

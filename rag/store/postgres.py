@@ -2,14 +2,14 @@
 
 The index lives in one database (``postgresql://user@host:port/db``), shared by every
 ``rag serve`` and ``rag ask`` process, readable from a streaming replica. Every SQL statement of
-this backend's writes is here; its searches are in :mod:`rag.search.postgres`.
+this backend's writes is here; its searches are in :mod:`rag.retrieval.pg_search`.
 
 - **Documents and chunks** as in the local index; each chunk row holds its vector
   (pgvector ``halfvec``, an HNSW index on inner product) and its number of terms.
 - **Lexical side**: the project's own BM25 terms (:func:`rag.text.analysis.index_terms`, given
   by the indexer) numbered once in ``terms`` with their chunk and document frequencies, postings
   per chunk and per document with their counts and lengths, and the totals (``lexical_stats``).
-  BM25 is computed in the query from them (:mod:`rag.search.postgres`), so a document's change
+  BM25 is computed in the query from them (:mod:`rag.retrieval.pg_search`), so a document's change
   touches its own rows and a few counters, never the whole collection.
 - **One document per transaction** (:meth:`PgStore.apply`): the old version's postings, chunks
   and counters go and the new version's come in one commit; a reader's statement sees the
@@ -43,6 +43,7 @@ from ..errors import (
     IndexReadOnly,
     IndexUnavailable,
     Remedy,
+    first_line,
 )
 from ..ingest.fetch import Validators
 from ..ingest.files import key_files
@@ -195,7 +196,7 @@ class PgStore:
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise IndexUnavailable(f"cannot reach the database {self.folder}: {_first_line(exc)}",
+                raise IndexUnavailable(f"cannot reach the database {self.folder}: {first_line(exc)}",
                                        where=self.folder) from None
             self._local.conn = conn
         return conn
@@ -217,7 +218,7 @@ class PgStore:
                                 f"recovery): builds write to the primary", where=self.folder) from None
         except psycopg.OperationalError as exc:
             self.close()
-            raise IndexUnavailable(f"lost the database {self.folder}: {_first_line(exc)}", where=self.folder) from None
+            raise IndexUnavailable(f"lost the database {self.folder}: {first_line(exc)}", where=self.folder) from None
 
     def query(self, sql: str, args: Any = None) -> list[tuple]:
         """Rows of one statement (outside any transaction: its own snapshot)."""
@@ -638,7 +639,3 @@ def _document(doc_id: str, key: str, source: str, title: str, lang: str, text: s
     return Document(doc_id, key, source, title, text, lang, text_hash(text), meta, date or "", date_source or "",
                     url or "", author or "")
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

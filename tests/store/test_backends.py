@@ -16,11 +16,11 @@ import sys
 import pytest
 from conftest import ARTICLE_FR_2, ROOT
 
-from rag.backends import open_store
 from rag.config import Config
 from rag.indexing import Indexer
 from rag.indexing.copy import copy_index
 from rag.retrieval.retriever import Retriever
+from rag.store.factory import open_store
 
 
 @pytest.fixture(params=["folder", "postgres"])
@@ -137,3 +137,19 @@ def test_a_copy_either_way_answers_as_the_original_without_encoding(tmp_path, pg
         assert report.encoded == 0 and not report.changed  # the stamps and cache came along
     with pytest.raises(ValueError, match="already holds an index"):
         copy_index(folder, pg_database, Config())
+
+
+def test_a_database_address_without_psycopg_says_what_to_install():
+    code = ("import sys; sys.modules['psycopg'] = None; from rag.cli.main import main; "
+            "sys.exit(main(['index', 'status', '--index', 'postgresql://rag@127.0.0.1:1/news']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 1
+    assert "pip install 'rag[postgres]'" in res.stderr
+
+
+def test_an_unreachable_database_is_named_without_its_password():
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
+    res = rag("index", "status", "--index", "postgresql://rag:s3cret@127.0.0.1:1/news")
+    assert res.returncode == 1
+    assert "cannot reach the database postgresql://rag@127.0.0.1:1/news" in res.stderr and "s3cret" not in res.stderr

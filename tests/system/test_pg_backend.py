@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from conftest import ARTICLE_FR_2, ROOT
 
-from rag.backends import open_store
 from rag.config import Config
 from rag.errors import IndexReadOnly, IndexUnavailable
 from rag.indexing import Indexer
 from rag.retrieval.retriever import Retriever
+from rag.store.factory import open_store
 from tests.servers import postgres
 from tests.servers.rag_serve import call, start_serve
 
@@ -141,3 +141,16 @@ def test_a_second_build_on_the_same_database_is_refused_while_one_runs(pg_databa
     with store.build_lock():
         res = rag("index", "build", str(corpus), "--index", url, "-q")
     assert res.returncode == 1 and "another build is running" in res.stderr, res.stderr
+
+
+@pytest.mark.piaf
+def test_rag_eval_through_a_database_scores_as_the_local_index(piaf_slice, pg_database, tmp_path):
+    squad, folder = piaf_slice
+    copied = rag("index", "copy", str(folder), pg_database)
+    assert copied.returncode == 0 and "nothing encoded" in copied.stdout, copied.stderr
+    scores = {}
+    for name, where in (("local", str(folder)), ("postgres", pg_database)):
+        res = rag("eval", str(squad), "--index", where, "--retrieval-only", "--out", str(tmp_path / name), "-q")
+        assert res.returncode == 0, res.stderr
+        scores[name] = json.loads((tmp_path / name).read_text(encoding="utf-8"))["retrieval"]
+    assert scores["postgres"] == pytest.approx(scores["local"], abs=0.002)

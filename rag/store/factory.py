@@ -1,6 +1,7 @@
-"""Choose an index backend by its location: a folder (local) or ``postgresql://…`` (PostgreSQL).
+"""Choose an index's records by its location: a folder (local) or ``postgresql://…`` (PostgreSQL).
 
-The contract both follow is :mod:`rag.store.base`; this is the only module that knows both.
+The contract both follow is :mod:`rag.store.base`; this module opens either
+(:func:`rag.retrieval.retriever.open_search` gives the matching search side).
 
 >>> store = open_store("index")                                  # doctest: +SKIP
 >>> store = open_store("postgresql://rag@db.example:5432/news")  # doctest: +SKIP
@@ -10,14 +11,12 @@ from __future__ import annotations
 
 import os
 
-from .config import Config
-from .search.local import LocalSearch
-from .search.postgres import PgSearch
-from .store.base import IndexStore, SearchBackend, is_database_url
-from .store.postgres import PgStore
-from .store.sqlite import Store
+from ..config import Config
+from .base import IndexStore, is_database_url
+from .postgres import PgStore
+from .sqlite import Store
 
-__all__ = ["is_database_url", "location_of", "open_search", "open_store"]
+__all__ = ["is_database_url", "location_of", "open_store"]
 
 
 def location_of(config_or_location: Config | str | os.PathLike) -> str:
@@ -51,9 +50,3 @@ def open_store(config_or_location: Config | str | os.PathLike, create: bool = Fa
         return PgStore(location, create=create)
     return Store(location, create=create)
 
-
-def open_search(store: IndexStore, config: Config, model: str) -> SearchBackend:
-    """The search side of ``store`` for questions encoded by ``model`` (its canonical name)."""
-    if store.local:
-        return LocalSearch(store, model)
-    return PgSearch(store, config, model)

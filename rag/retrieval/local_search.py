@@ -11,12 +11,12 @@ import threading
 import numpy as np
 
 from ..embedding import encoder_recipe, stale_recipe
+from ..search.lexical import LexicalIndex
+from ..search.stats import TermStats
+from ..search.vectors import VectorIndex
 from ..store import layout
 from ..store.layout import Manifest
 from ..store.sqlite import Store
-from .lexical import LexicalIndex
-from .stats import TermStats
-from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 

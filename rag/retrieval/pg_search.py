@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
+from ..search.lexical import K1, B
+from ..search.stats import TermStats
 from ..store.layout import Manifest, check_readable
 from ..store.postgres import PgStore, vec_literal
 from ..text.analysis import query_terms
-from .lexical import K1, B
-from .stats import TermStats
 
 LEXICAL_SQL = """
 WITH q AS (

@@ -1,0 +1,105 @@
+"""The PostgreSQL backend against the local one, on the same PIAF-dev index: retrieval latency, one
+changed article, rank agreement.
+
+    python -m bench.pg_backend LOCAL_INDEX postgresql://… [--questions 300] [--out bench/results/pg_backend.json]
+
+Both indexes must hold the same documents (``rag eval piaf-dev.json`` builds the local one in the
+cache, ``rag eval piaf-dev.json --docs piaf-dev.json --index postgresql://…`` the other, or
+``rag index copy``). Each question is asked once to warm up, then timed on a second pass, on both
+backends in turn; the load average is printed beside the figures (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import Config
+from rag.embedding import get_embedder
+from rag.evaluation.qasets import load_qa
+from rag.indexing import Indexer
+from rag.retrieval.retriever import Retriever
+from rag.store.factory import open_store
+
+PIAF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "piaf-dev.json"
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 and p95 in milliseconds."""
+    a = np.array(values) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2)}
+
+
+def latency(local: Retriever, pg: Retriever, questions: list[str]) -> dict:
+    """Each backend's retrieval time per question (hybrid, the product's k), and how often their top 10 differ."""
+    times: dict[str, list[float]] = {"local": [], "postgres": []}
+    differ = 0
+    for q in questions:
+        local.search(q), pg.search(q)  # warm: the query vector is cached, pages are in memory
+    for q in questions:
+        t0 = time.perf_counter()
+        a = local.search(q, 10)
+        t1 = time.perf_counter()
+        b = pg.search(q, 10)
+        t2 = time.perf_counter()
+        times["local"].append(t1 - t0)
+        times["postgres"].append(t2 - t1)
+        differ += [h.chunk_id for h in a] != [h.chunk_id for h in b]
+    return {**{k: percentiles(v) for k, v in times.items()}, "top10_lists_differing": differ,
+            "questions": len(questions)}
+
+
+def one_changed_article(url: str, embedder) -> dict:
+    """Seconds for a build that finds one PIAF-dev article changed (the file read, one document replaced)."""
+    data = json.loads(PIAF.read_text(encoding="utf-8"))
+    folder = Path(tempfile.mkdtemp(prefix="rag-pgb-"))
+    try:
+        copy = folder / "piaf-dev.json"
+        paragraph = data["data"][0]["paragraphs"][0]
+        out = []
+        for i in range(3):
+            paragraph["context"] += f" Mise à jour {i}."
+            copy.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+            if i == 0:  # the copy's documents are new keys: index them once, then change one
+                Indexer(Config(index_dir=url), embedder).build([copy], progress=False)
+                continue
+            t0 = time.perf_counter()
+            report = Indexer(Config(index_dir=url), embedder).build([copy], progress=False, prune=False)
+            out.append({"seconds": round(time.perf_counter() - t0, 2), "updated": len(report.updated),
+                        "encoded": report.encoded, "encode_seconds": round(report.encode_seconds, 2)})
+        return {"runs": out, "documents": open_store(url).counts()[0]}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    """Run the measures and print (and write) them as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("local")
+    parser.add_argument("url")
+    parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    embedder = get_embedder()
+    questions = [q.question for q in load_qa(PIAF).items][: args.questions]
+    out = {"load_before": os.getloadavg()}
+    out["latency"] = latency(Retriever(Config(index_dir=args.local), embedder=embedder),
+                             Retriever(Config(index_dir=args.url), embedder=embedder), questions)
+    out["load_after_latency"] = os.getloadavg()
+    out["one_changed_article"] = one_changed_article(args.url, embedder)
+    out["load_after"] = os.getloadavg()
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
