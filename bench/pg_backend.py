@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -56,8 +57,24 @@ def latency(local: Retriever, pg: Retriever, questions: list[str]) -> dict:
             "questions": len(questions)}
 
 
-def one_changed_article(url: str, embedder) -> dict:
-    """Seconds for a build that finds one PIAF-dev article changed (the file read, one document replaced)."""
+def scratch_database(url: str, name: str) -> str:
+    """A new, empty database ``name`` (with pgvector) on the server of ``url``; its address."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(url)
+    other = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    with psycopg.connect(other, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    return other
+
+
+def one_changed_article(server_url: str, embedder) -> dict:
+    """Seconds for a build that finds one PIAF-dev article changed (the file read, one document replaced),
+    in a database of its own on the same server."""
+    url = scratch_database(server_url, "rag_bench_update")
     data = json.loads(PIAF.read_text(encoding="utf-8"))
     folder = Path(tempfile.mkdtemp(prefix="rag-pgb-"))
     try:
@@ -67,7 +84,7 @@ def one_changed_article(url: str, embedder) -> dict:
         for i in range(3):
             paragraph["context"] += f" Mise à jour {i}."
             copy.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-            if i == 0:  # the copy's documents are new keys: index them once, then change one
+            if i == 0:  # index the copy once, then change one article
                 Indexer(Config(index_dir=url), embedder).build([copy], progress=False)
                 continue
             t0 = time.perf_counter()

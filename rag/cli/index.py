@@ -13,6 +13,7 @@ from ..indexing.verify import Problem, repair, verify
 from ..ingest.fetch import is_address
 from ..ingest.loading import SUPPORTED
 from ..store.factory import is_database_url, open_store
+from ..store.postgres import public_url
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -163,9 +164,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     elif problems:
         for p in problems:
             print(f"{p.part}: {p.message}")
-        print(f"rag: {cfg.index_dir}/ is damaged; repair with: rag index repair --index {cfg.index_dir}", file=sys.stderr)
+        where = _shown(cfg.index_dir)
+        print(f"rag: {where} is damaged; repair with: rag index repair --index {where}", file=sys.stderr)
     else:
-        print(f"{cfg.index_dir}/: ok")
+        print(f"{_shown(cfg.index_dir)}: ok")
     return EXIT_FAILED if problems else EXIT_OK
 
 
@@ -183,6 +185,11 @@ def cmd_repair(args: argparse.Namespace) -> int:
     for p in left:
         print(f"still wrong: {p.part}: {p.message}", file=sys.stderr)
     return EXIT_FAILED if left else EXIT_OK
+
+
+def _shown(index: str) -> str:
+    """An index as messages name it: a folder with its slash, a database without its password."""
+    return public_url(index) if is_database_url(index) else f"{index}/"
 
 
 def _verify(cfg) -> list[Problem]:

@@ -17,6 +17,8 @@ HNSW above, with ``hnsw.ef_search`` = max(``pg_ef_search``, the candidates asked
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..config import Config
@@ -61,11 +63,13 @@ FROM cand CROSS JOIN m
 ORDER BY score DESC, rowid
 LIMIT %(n)s
 """
+# HNSW: the index gives the order (no second sort key, or the planner could not use it)
 DENSE_SQL = ("SELECT rowid, -(embedding <#> %(q)s::halfvec) AS score FROM chunks "
-             "ORDER BY embedding <#> %(q)s::halfvec, rowid LIMIT %(n)s")
-DENSE_ALLOWED_SQL = ("SELECT rowid, -(embedding <#> %(q)s::halfvec) AS score FROM chunks "
-                     "WHERE %(allowed)s::int[] IS NULL OR doc_no = ANY(%(allowed)s::int[]) "
-                     "ORDER BY embedding <#> %(q)s::halfvec, rowid LIMIT %(n)s")
+             "ORDER BY embedding <#> %(q)s::halfvec LIMIT %(n)s")
+# exact: every (allowed) vector scored behind an optimisation fence (OFFSET 0), then sorted; ties by rowid
+DENSE_EXACT_SQL = ("SELECT rowid, score FROM (SELECT rowid, -(embedding <#> %(q)s::halfvec) AS score FROM chunks "
+                   "WHERE %(allowed)s::int[] IS NULL OR doc_no = ANY(%(allowed)s::int[]) OFFSET 0) s "
+                   "ORDER BY score DESC, rowid LIMIT %(n)s")
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
 
 
@@ -105,14 +109,27 @@ class PgSearch:
         self.store, self.config, self.model = store, config, model
         self.manifest: Manifest | None = None
         self._stats: DatabaseTermStats | None = None
+        self._langs: dict[str, int] | None = None   # read once per build committed
+        self._chunks: int | None = None
+        self._session = threading.local()            # the hnsw.ef_search set on this thread's connection
 
     def refresh(self) -> bool:
         """Read the manifest; True when a build committed since the last call (nothing else is loaded)."""
         manifest = check_readable(self.store.manifest(), self.model, self.store.folder)
         if self.manifest is not None and manifest.generation == self.manifest.generation:
             return False
-        self.manifest, self._stats = manifest, None
+        self.manifest, self._stats, self._langs, self._chunks = manifest, None, None, None
         return True
+
+    def _languages(self) -> dict[str, int]:
+        if self._langs is None:
+            self._langs = self.store.lang_codes()
+        return self._langs
+
+    def _chunk_count(self) -> int:
+        if self._chunks is None:
+            self._chunks = self.store.chunk_count()
+        return self._chunks
 
     def restrict(self, doc_ids, since, until) -> list[int] | None:
         """The document numbers a document and date filter allows (None: all)."""
@@ -124,7 +141,7 @@ class PgSearch:
         if n <= 0 or (allowed is not None and not allowed):
             return _EMPTY
         langs, terms = [], []
-        for name, code in self.store.lang_codes().items():
+        for name, code in self._languages().items():
             words = query_terms(question, name, lang)
             langs += [code] * len(words)
             terms += words
@@ -140,17 +157,20 @@ class PgSearch:
         if n <= 0 or (allowed is not None and not allowed):
             return _EMPTY
         args = {"q": vec_literal(query), "n": int(n), "allowed": allowed}
-        exact = allowed is not None or self.store.chunk_count() <= self.config.exact_search_limit
-        with self.store.transaction() as db:
-            if exact:
-                db.execute("SET LOCAL enable_indexscan = off")  # every (allowed) vector is read
-            else:
-                db.execute(f"SET LOCAL hnsw.ef_search = {max(int(self.config.pg_ef_search), int(n))}")
-            rows = db.execute(DENSE_ALLOWED_SQL if exact else DENSE_SQL, args).fetchall()
+        if allowed is not None or self._chunk_count() <= self.config.exact_search_limit:
+            rows = self.store.query(DENSE_EXACT_SQL, args)
+        else:
+            ef = max(int(self.config.pg_ef_search), int(n))  # HNSW returns at most ef_search rows
+            with self.store.errors():
+                db = self.store.db
+                if getattr(self._session, "conn", None) is not db or self._session.ef != ef:
+                    db.execute(f"SET hnsw.ef_search = {ef}")
+                    self._session.conn, self._session.ef = db, ef
+                rows = db.execute(DENSE_SQL, args).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32)
 
     def term_stats(self) -> TermStats:
         """Chunk frequencies of the terms, read as asked for (once per generation)."""
         if self._stats is None:
-            self._stats = DatabaseTermStats(self.store, self.store.chunk_count())
+            self._stats = DatabaseTermStats(self.store, self._chunk_count())
         return self._stats

@@ -19,8 +19,10 @@ from conftest import ARTICLE_FR_2, ROOT
 from rag.config import Config
 from rag.indexing import Indexer
 from rag.indexing.copy import copy_index
+from rag.retrieval.pg_search import DENSE_SQL
 from rag.retrieval.retriever import Retriever
 from rag.store.factory import open_store
+from rag.store.postgres import vec_literal
 
 
 @pytest.fixture(params=["folder", "postgres"])
@@ -153,3 +155,20 @@ def test_an_unreachable_database_is_named_without_its_password():
     res = rag("index", "status", "--index", "postgresql://rag:s3cret@127.0.0.1:1/news")
     assert res.returncode == 1
     assert "cannot reach the database postgresql://rag@127.0.0.1:1/news" in res.stderr and "s3cret" not in res.stderr
+
+
+def test_above_the_exact_search_limit_a_database_searches_by_hnsw_with_the_same_best_passages(
+        tmp_path, pg_database, corpus, embedder):
+    import psycopg
+
+    Indexer(Config(index_dir=pg_database), embedder).build([corpus], progress=False)
+    exact = Retriever(Config(index_dir=pg_database), embedder=embedder)
+    hnsw = Retriever(Config(index_dir=pg_database, exact_search_limit=1), embedder=embedder)
+    vector = exact.query_vector("Combien mesure le nouveau pont piéton de Lyon ?")
+    assert list(hnsw.index.dense_search(vector, 5, None)[0]) == list(exact.index.dense_search(vector, 5, None)[0])
+    with psycopg.connect(pg_database) as conn:
+        conn.execute("SET enable_seqscan = off")  # 10 rows: the planner would rather scan them
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN " + DENSE_SQL.replace("%(q)s", "%s").replace("%(n)s", "5"),
+            (vec_literal(vector), vec_literal(vector))).fetchall())
+        assert "chunks_hnsw" in plan  # the statement can use the HNSW index

@@ -154,3 +154,38 @@ def test_rag_eval_through_a_database_scores_as_the_local_index(piaf_slice, pg_da
         assert res.returncode == 0, res.stderr
         scores[name] = json.loads((tmp_path / name).read_text(encoding="utf-8"))["retrieval"]
     assert scores["postgres"] == pytest.approx(scores["local"], abs=0.002)
+
+
+def test_readers_during_a_build_see_whole_documents_and_their_statistics(pg_database, embedder, tmp_path):
+    import threading
+
+    import psycopg
+
+    from tests.system.test_crash import synthetic_corpus
+
+    corpus = synthetic_corpus(tmp_path / "corpus", 30)
+    config = Config(index_dir=pg_database)
+    Indexer(config, embedder).build([corpus], progress=False)
+    synthetic_corpus(corpus, 30, salt=" bis")  # every article changes
+    snapshot = ("SELECT (SELECT count(*) FROM documents), "
+                "(SELECT chunks FROM lexical_stats) = (SELECT count(*) FROM chunks), "
+                "(SELECT count(*) FROM documents d WHERE d.chunks != (SELECT count(*) FROM chunks c "
+                "WHERE c.doc_no = d.doc_no)), "
+                "(SELECT count(*) FROM terms t WHERE t.doc_df != (SELECT count(*) FROM doc_postings p "
+                "WHERE p.term_id = t.term_id))")
+    seen, done = [], threading.Event()
+
+    def read():
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            while not done.is_set():
+                seen.append(conn.execute(snapshot).fetchone())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        report = Indexer(config, embedder).build([corpus], progress=False)
+    finally:
+        done.set()
+        reader.join()
+    assert len(report.updated) == 30 and len(seen) > 10
+    assert all(docs == 30 and totals and not bad_counts and not bad_df for docs, totals, bad_counts, bad_df in seen)
