@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
-
+from bench.measure import emit, percentiles_ms
 from rag.config import Config
 from rag.embedding import get_embedder
 from rag.evaluation.qasets import load_qa
@@ -30,12 +29,6 @@ from rag.retrieval.retriever import Retriever
 from rag.store.factory import open_store
 
 PIAF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "piaf-dev.json"
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    """p50 and p95 in milliseconds."""
-    a = np.array(values) * 1000
-    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2)}
 
 
 def latency(local: Retriever, pg: Retriever, questions: list[str]) -> dict:
@@ -53,7 +46,7 @@ def latency(local: Retriever, pg: Retriever, questions: list[str]) -> dict:
         times["local"].append(t1 - t0)
         times["postgres"].append(t2 - t1)
         differ += [h.chunk_id for h in a] != [h.chunk_id for h in b]
-    return {**{k: percentiles(v) for k, v in times.items()}, "top10_lists_differing": differ,
+    return {**{k: percentiles_ms(v) for k, v in times.items()}, "top10_lists_differing": differ,
             "questions": len(questions)}
 
 
@@ -112,10 +105,7 @@ def main() -> None:
     out["load_after_latency"] = os.getloadavg()
     out["one_changed_article"] = one_changed_article(args.url, embedder)
     out["load_after"] = os.getloadavg()
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

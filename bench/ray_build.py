@@ -13,7 +13,6 @@ beside the figures (the machine is shared).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.measure import emit
 from rag.embedding import cache_key
 from rag.store.factory import open_store
 from tests.servers import postgres
@@ -105,10 +105,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(pg_folder, ignore_errors=True)
     out["load_after"] = [round(x, 1) for x in os.getloadavg()]
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from bench.ray_build import records
 from rag.config import Config
-from rag.embedding import cache_key
 from rag.indexing import Indexer
 from rag.store.factory import open_store
 from tests.system.test_crash import synthetic_corpus
@@ -28,20 +28,6 @@ def build_command(corpus, url: str, address: str) -> list[str]:
 
 def driver_env(ray_cluster) -> dict[str, str]:
     return {**ray_cluster.env, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-
-
-def records(location) -> tuple[list, list, dict]:
-    """(documents, chunks, vectors by chunk id) of an index, in a form two backends share."""
-    store = open_store(location)
-    manifest = store.manifest()
-    key = cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe)
-    docs, chunks, vectors = [], [], {}
-    for change in store.export(key, manifest.dimensions):
-        docs.append((change.document.id, change.document.sha256))
-        for c in change.chunks:
-            chunks.append((c.id, c.text, c.start, c.end, tuple(c.terms)))
-            vectors[c.id] = c.vector
-    return sorted(docs), sorted(chunks), vectors
 
 
 def assert_same_index(ray_built: str, local: str) -> None:
