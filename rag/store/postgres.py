@@ -39,6 +39,7 @@ from ..errors import (
     DependencyMissing,
     IndexBusy,
     IndexCorrupt,
+    IndexMismatch,
     IndexMissing,
     IndexReadOnly,
     IndexUnavailable,
@@ -495,10 +496,23 @@ class PgStore:
                                     list(manifest.to_rows().items()))
 
     def _ensure_chunks(self, dim: int) -> None:
+        """The chunks table for vectors of ``dim`` dimensions (made by the first build).
+
+        Raises
+        ------
+        IndexMismatch
+            Its vectors have another dimension (another model): one column holds one dimension.
+        """
         if not self._chunks_ready():
             self._write(lambda db: db.execute(CHUNK_SCHEMA.format(vtype=VECTOR_TYPE, dim=int(dim), m=HNSW_M,
                                                                   efc=HNSW_EF_CONSTRUCTION)))
             self._has_chunks = True
+        have = self.query("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass "
+                          "AND attname = 'embedding'")[0][0]
+        if have != int(dim):
+            raise IndexMismatch(f"the database {self.folder} holds vectors of {have} dimensions, this build makes "
+                                f"{dim} (another model): build into a new database, or copy the index out, drop "
+                                f"it and build again", where=self.folder)
 
     def _lang_code(self, db, name: str) -> int:
         """The code of a language name (added when new, in the caller's transaction)."""
