@@ -63,6 +63,9 @@ class Config:
         is trained (recall@10 against exact search measured at 0.95 or more, see README).
     max_file_mb : float
         Files larger than this are skipped with a warning.
+    max_articles_per_file : int
+        Articles read from one JSONL file at most; the rest of the file is skipped, and the build
+        says so (and exits 2). Bounds what one file (an upload) can add to the index.
     top_k : int
         Passages returned by default.
     candidates : int
@@ -133,6 +136,7 @@ class Config:
     exact_search_limit: int = 50_000
     pg_ef_search: int = 400
     max_file_mb: float = 20.0
+    max_articles_per_file: int = 10_000
     top_k: int = 5
     candidates: int = 100
     bm25_weight: float = 0.8
@@ -172,6 +176,15 @@ class Config:
     def cache_path(self) -> Path:
         """The cache folder: ``cache_dir``, else :func:`default_cache_dir`."""
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+    @property
+    def upload_path(self) -> Path:
+        """The web chat's upload folder, resolved: ``upload_dir``, else ``uploads/`` beside the index folder."""
+        if self.upload_dir:
+            return Path(self.upload_dir).resolve()
+        if "://" in self.index_dir:  # a database index: no folder to sit beside
+            return Path("uploads").resolve()
+        return Path(self.index_dir).resolve().parent / "uploads"
 
     @property
     def llm_configured(self) -> bool:
@@ -255,6 +268,8 @@ def _validate(cfg: Config) -> None:
         raise bad("top_k", "must be at least 1")
     if cfg.max_file_mb <= 0:
         raise bad("max_file_mb", "must be positive")
+    if cfg.max_articles_per_file < 1:
+        raise bad("max_articles_per_file", "must be at least 1")
     if cfg.upload_max_mb <= 0:
         raise bad("upload_max_mb", "must be positive")
     if cfg.ui_lang not in ("", "fr", "en"):

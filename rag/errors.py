@@ -82,6 +82,10 @@ class IndexBusy(IndexProblem):
     """Another build holds the index's lock."""
 
 
+class DiskFull(RagError):
+    """The disk (or a quota, or the file size limit) is full: nothing was changed; free space and retry."""
+
+
 class DependencyMissing(RagError):
     """An optional package the asked-for feature needs is not installed (the message says which)."""
 

@@ -1,7 +1,7 @@
 """Heavy third-party modules imported on first use (the standard library's ``LazyLoader``).
 
-FAISS, bm25s (with SciPy) and LangChain's splitters take 0.2-0.6 s each to import; a command
-that never searches or chunks (a rebuild with nothing to do, ``rag index status``) should not
+FAISS and bm25s (with SciPy) take 0.2-0.6 s each to import; a command
+that never searches (a rebuild with nothing to do, ``rag index status``) should not
 pay for them. ``faiss = lazy_import("faiss")`` at the top of a module gives a module object whose
 first attribute access runs the real import.
 """

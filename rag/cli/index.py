@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..indexing.copy import copy_index
-from ..indexing.distributed import RayEncoder
+from ..indexing.distributed import RayEmbedder
 from ..indexing.indexer import Indexer
 from ..indexing.verify import Problem, repair, verify
 from ..ingest.fetch import is_address
@@ -22,6 +22,8 @@ from .common import (
     index_arg,
     printable,
 )
+
+CONFIRM_OVER = 5  # rag index remove asks before removing more documents than this
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +43,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     index_arg(b)
     b.add_argument("--rebuild", action="store_true", help="start over (after changing the model or chunking)")
     b.add_argument("--no-prune", action="store_true", help="keep indexed articles whose file is gone")
+    b.add_argument("--follow-links", action="store_true",
+                   help="follow links to files outside the folders given (by default they are skipped, said so)")
     b.add_argument("--wait", type=float, default=0.0, metavar="SEC",
                    help="wait up to SEC seconds for another build to finish (default: refuse at once)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
-    b.add_argument("--ray", metavar="ADDRESS", help="encode on a Ray cluster: auto (one started on this machine, or "
-                                                    "RAY_ADDRESS) or HOST:PORT of its head (pip install 'rag[ray]')")
+    b.add_argument("--ray", metavar="ADDRESS", help="encode on a Ray cluster: 'auto' (RAY_ADDRESS or this "
+                   "machine's cluster) or HOST:PORT of its head; every node needs rag installed (rag[ray])")
+    b.add_argument("--ray-actors", type=int, metavar="N", help="encoders on the cluster (default: one per CPU)")
     b.set_defaults(handler=cmd_build)
     s = isub.add_parser("status", help="documents, chunks, model, dimensions, last update")
     index_arg(s)
@@ -69,8 +74,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("paths", nargs="*", metavar="PATH", help="article folders (needed only if SQLite is lost)")
     index_arg(rp)
     rp.set_defaults(handler=cmd_repair)
-    rm = isub.add_parser("remove", help="remove documents by source, folder, id or title")
+    rm = isub.add_parser("remove", help="remove documents by source, folder, id or title",
+                         description=f"Remove documents: NAME is a source, a file (a JSONL file: all its "
+                                     f"articles), a folder, an id or a title. Removing more than "
+                                     f"{CONFIRM_OVER} documents asks first (--yes does not).")
     rm.add_argument("names", nargs="+", metavar="NAME")
+    rm.add_argument("-y", "--yes", action="store_true", help=f"remove without asking, even more than {CONFIRM_OVER}")
     index_arg(rm)
     rm.set_defaults(handler=cmd_remove)
     cp = isub.add_parser("copy", help="copy an index between a folder and a PostgreSQL database, without encoding",
@@ -87,11 +96,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     """``rag index build``."""
     cfg = config_of(args)
     paths = args.paths or ["seeds"]
-    remote = RayEncoder(args.ray, cfg.batch_size, cfg.cache_dir or None) if args.ray else None
-    if remote is not None and not args.quiet:
-        print(f"encoding on the Ray cluster at {args.ray} ({remote.nodes} nodes)")
-    report = Indexer(cfg, remote=remote).build(paths, rebuild=args.rebuild, prune=not args.no_prune, wait=args.wait,
-                                progress=not args.quiet)
+    distribute = None
+    if args.ray:
+        def distribute(local):  # the cluster is reached only when something must be encoded
+            return RayEmbedder(local, args.ray, cfg.model, local.encoder, str(cfg.cache_path),
+                               actors=args.ray_actors)
+    report = Indexer(cfg, distribute=distribute).build(paths, rebuild=args.rebuild, prune=not args.no_prune,
+                                                       wait=args.wait, progress=not args.quiet,
+                                                       follow_links=args.follow_links)
     limit = None if args.verbose else 10
     for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         for name in names[:limit]:
@@ -101,6 +113,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     if report.unchanged:
         shown = ", ".join(report.unchanged[:5]) + (f" and {len(report.unchanged) - 5} more" if len(report.unchanged) > 5 else "")
         print(f"unchanged: {len(report.unchanged)} ({shown})")
+    if report.uploads_kept:
+        print(f"kept: {len(report.uploads_kept)} document(s) uploaded in the chat, under {cfg.upload_path} "
+              f"(indexed again from their stored text; rag index remove takes them out)")
+        for name in report.uploads_kept[:limit]:
+            print(f"kept upload: {printable(name)}")
     for name in report.kept:
         what = "address could not be fetched" if is_address(name) else "file could not be read"
         print(f"kept previous version: {printable(name)} (its {what} this time)")
@@ -145,8 +162,30 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    """``rag index remove``."""
-    report = Indexer(config_of(args)).remove(args.names)
+    """``rag index remove``: asks before removing more than :data:`CONFIRM_OVER` documents (unless ``--yes``)."""
+    cfg = config_of(args)
+    if any(not n.strip() for n in args.names):
+        print("rag: an empty NAME matches nothing: name a file, folder, id or title (see: rag index list)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    store = open_store(cfg)
+    try:
+        matched = store.resolve_docs(args.names)
+        sources = {d["id"]: d["source"] for d in store.documents()} if len(matched) > CONFIRM_OVER else {}
+    finally:
+        store.close()
+    if len(matched) > CONFIRM_OVER and not args.yes:
+        names = ", ".join(repr(n) for n in args.names)
+        shown = ", ".join(printable(sources[i]) for i in matched[:3])
+        if not sys.stdin.isatty():
+            print(f"rag: {names} matches {len(matched)} documents ({shown}, ...); not removed: add --yes to remove "
+                  f"them all", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        reply = input(f"{names} matches {len(matched)} documents ({shown}, ...). Remove them all? [y/N] ")
+        if reply.strip().lower() not in ("y", "yes", "o", "oui"):
+            print("rag: nothing removed", file=sys.stderr)
+            return EXIT_FAILED
+    report = Indexer(cfg).remove(args.names)
     if not report.removed:
         print(f"rag: no indexed document matches {', '.join(args.names)} (see: rag index list)", file=sys.stderr)
         return EXIT_BAD_INPUT

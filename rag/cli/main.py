@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 import traceback
 from importlib.metadata import entry_points
 from typing import Sequence
 
 from .. import __version__
-from ..errors import RagError
+from ..errors import IndexCorrupt, RagError, Remedy
 from . import ask, chats, evaluate, index
 from .common import EXIT_FAILED, exit_code, explain
 
@@ -73,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RagError as exc:
         print(f"rag: error: {explain(exc)}", file=sys.stderr)
         return exit_code(exc)
+    except sqlite3.DatabaseError as exc:  # the index's SQLite file, damaged under a command that reads it
+        where = getattr(args, "index", None) or os.environ.get("RAG_INDEX_DIR") or "index"
+        damaged = IndexCorrupt(f"the index's SQLite file is damaged ({exc})", Remedy.REPAIR, where)
+        print(f"rag: error: {explain(damaged)}", file=sys.stderr)
+        return EXIT_FAILED
     except OSError as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

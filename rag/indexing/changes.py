@@ -20,7 +20,8 @@ class BuildReport:
     size, times and inode being those recorded when they were last read. ``pages_fetched``
     counts the web pages downloaded and parsed, ``pages_unchanged`` those the server said were
     not modified (or sent again byte for byte), not parsed. ``warnings`` name what was indexed
-    only in part.
+    only in part. ``search_files_rebuilt``: the committed generation's search files were damaged
+    or missing, and were made again from the stored chunks and the embedding cache.
     """
 
     added: list[str] = field(default_factory=list)
@@ -42,6 +43,8 @@ class BuildReport:
     warnings: list[Skipped] = field(default_factory=list)
     pages_fetched: int = 0
     pages_unchanged: int = 0
+    search_files_rebuilt: bool = False  # they were damaged or missing: made again from the stored chunks
+    uploads_kept: list[str] = field(default_factory=list)  # uploaded in the chat, kept by a rebuild (stored text)
 
     @property
     def changed(self) -> bool:
@@ -55,6 +58,8 @@ class BuildReport:
         if self.pages_fetched or self.pages_unchanged:
             unread += f" ({self.pages_fetched} pages parsed, {self.pages_unchanged} not modified)"
         again = f", {len(self.reencoded)} encoded again by the new encoder recipe" if self.reencoded else ""
+        if self.search_files_rebuilt:
+            again += ", search files damaged or missing: made again from the stored chunks"
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged{unread}{again}, {len(self.skipped)} skipped; "
                 f"{self.chunks_new} new chunks: {self.encoded} encoded, {self.cached} from cache{rate}; "
@@ -111,7 +116,8 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         Indexed documents by key (:meth:`rag.store.Store.documents`).
     roots : sequence of Path
         Resolved files and folders walked: with ``prune``, an indexed document below them that
-        was not found is removed (unless its file was skipped: its previous version is kept).
+        was not found is removed (unless its file was skipped, or its folder could not be listed:
+        its previous version is kept).
     rebuild : bool
         Every document found is re-indexed, and those of other roots are removed.
     prune : bool
@@ -120,7 +126,7 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         Filled with the sources of the added, updated, unchanged, removed and kept documents.
     """
     out = Changes()
-    skipped_files = {str(Path(s.path.split(":", 1)[0]).resolve()) for s in loaded.skipped}
+    skipped_files = set(loaded.skipped_files)
     root_files = {r for r in roots if not r.is_dir()}
     root_folders = [r for r in roots if r.is_dir()]
     seen = set()
@@ -137,6 +143,7 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         else:
             report.unchanged.append(doc.source)
     unread = set(loaded.unchanged_files)
+    unreadable = [Path(f) for f in loaded.unreadable_folders]  # their documents are kept, not pruned
     not_modified, failed = set(loaded.unchanged_keys), set(loaded.failed_keys)
     for key, old in existing.items():
         if key in seen:
@@ -146,7 +153,7 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
         elif key in failed:  # a page that could not be fetched this time
             report.kept.append(old["source"])
         elif prune and key_under(key, root_files, root_folders):
-            if any(f in skipped_files for f in key_files(key)):
+            if any(f in skipped_files for f in key_files(key)) or key_under(key, set(), unreadable):
                 report.kept.append(old["source"])
             else:
                 out.gone.append(old)

@@ -83,7 +83,7 @@ def copy_index(source: str | os.PathLike, target: str | os.PathLike, config: Con
             docs, chunks = _write_records(out, changes, manifest, stamps)
         else:
             counted = _Counted(changes)
-            out.apply(counted, dataclasses.replace(manifest, generation=1, updated=layout.now_iso()))
+            out.apply(counted, dataclasses.replace(manifest, generation=1, updated=layout.now_iso(), checksums=""))
             with out.transaction():
                 for reader, part in stamps.items():
                     out.record_files(part, reader)
@@ -117,7 +117,8 @@ def _write_records(out, changes, manifest, stamps: dict[str, dict]) -> tuple[int
         rows += [ChunkRow(c.rowid, c.id, change.document.id, c.ordinal, c.start, c.end, c.text, c.hash,
                           " ".join(c.terms)) for c in change.chunks]
     # generation 0 has no folder: the build that follows writes the search files from these rows
-    out.commit(Commit(dataclasses.replace(manifest, generation=0, updated=layout.now_iso()), docs, rows))
+    out.commit(Commit(dataclasses.replace(manifest, generation=0, updated=layout.now_iso(), checksums=""), docs,
+                      rows))
     with out.transaction():
         for reader, part in stamps.items():
             out.record_files(part, reader)

@@ -8,12 +8,15 @@ only text never seen is encoded. ``rebuild`` reads every file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import sqlite3
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -28,9 +31,10 @@ from ..embedding import (
     get_embedder,
     stale_recipe,
 )
-from ..errors import IndexCorrupt, IndexMismatch, IndexProblem, Remedy
+from ..errors import BadInput, DiskFull, IndexCorrupt, IndexMismatch, IndexProblem, RagError, Remedy
+from ..ingest.base import Skipped, Unreadable, error_text, guarded
 from ..ingest.fetch import Fetcher, Validators, is_address
-from ..ingest.files import FileStamp
+from ..ingest.files import FileStamp, key_files, key_under
 from ..ingest.loading import LoadResult, load_paths, loader_version
 from ..ingest.ocr import OcrSettings, ocr_settings
 from ..ingest.web import entries_for, entry_of_key, fetcher_for, load_pages, web_version
@@ -39,7 +43,7 @@ from ..search import term_table
 from ..search.lexical import LexicalIndex
 from ..search.vectors import VectorIndex
 from ..store import layout
-from ..store.base import DocumentChange, StoredChunk
+from ..store.base import DocumentChange, StoredChunk, is_database_url
 from ..store.factory import open_store
 from ..store.layout import FORMAT_VERSION, BuildSettings, Manifest
 from ..store.sqlite import ChunkRow, Commit, Store
@@ -74,6 +78,44 @@ def _committing(changes: Sequence[DocumentChange]):
         yield change
 
 
+@contextmanager
+def disk_full_said(folder: Path) -> Iterator[None]:
+    """Turn a full disk, whichever layer finds it (SQLite, FAISS, numpy, a write), into :class:`DiskFull`.
+
+    The index is left at its last committed state (the transaction rolled back): the search files
+    written for a generation that was not committed are removed, so the next try starts clean.
+    """
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as exc:
+        if not layout.is_disk_full(exc, folder if folder.is_dir() else folder.parent):
+            raise
+        _drop_uncommitted(folder)
+        raise DiskFull(f"disk full while updating {folder}/ ({layout.short(exc)}): nothing was changed, the index is "
+                       f"at its previous state; free some space and run it again", where=str(folder)) from None
+
+
+def disk_guard(location: str | os.PathLike):
+    """:func:`disk_full_said` for an index folder; nothing for a database (its server says when it is full)."""
+    return nullcontext() if is_database_url(location) else disk_full_said(Path(location))
+
+
+def _drop_uncommitted(folder: Path) -> None:
+    """Remove the generation folders newer than the committed one (a failed update's)."""
+    try:
+        store = Store(folder)
+        try:
+            manifest = store.manifest()
+        finally:
+            store.close()
+    except (RagError, sqlite3.Error):
+        return
+    if manifest is not None:
+        layout.remove_stale_generations(folder, {manifest.generation, manifest.generation - 1})
+
+
 class Indexer:
     """Builds and updates an index folder.
 
@@ -83,9 +125,9 @@ class Indexer:
         Model, chunking and limits.
     embedder : Embedder, optional
         Reuse a loaded model; otherwise one is loaded when something must be chunked.
-    remote : callable, optional
-        ``remote(texts, model, encoder)`` gives the vectors of texts encoded elsewhere (a Ray
-        cluster: :class:`rag.indexing.distributed.RayEncoder`); chunking and writing stay here.
+    distribute : callable, optional
+        Given the loaded embedder, returns the one that encodes (e.g. ``rag.indexing.distributed.
+        RayEmbedder`` around it); called when the model is first needed (something to chunk).
 
     Notes
     -----
@@ -98,10 +140,10 @@ class Indexer:
     """
 
     def __init__(self, config: Config, embedder: Embedder | None = None,
-                 remote: Callable[[Sequence[str], str, Encoder], np.ndarray] | None = None):
+                 distribute: Callable[[Embedder], Embedder] | None = None):
         self.config = config
         self._embedder = embedder
-        self.remote = remote  # encodes elsewhere (rag.indexing.distributed.RayEncoder); the model still chunks here
+        self._distribute = distribute
         self.model = canonical_model_name(config.model)
         self.encoder = Encoder(embedder.encoder if embedder is not None else config.encoder)
 
@@ -116,6 +158,8 @@ class Indexer:
         if self._embedder is None:
             self._embedder = get_embedder(self.config.model, self.config.batch_size, self.encoder,
                                           self.config.cache_dir or None)
+        if self._distribute is not None:
+            self._embedder, self._distribute = self._distribute(self._embedder), None
         return self._embedder
 
     @property
@@ -124,7 +168,8 @@ class Indexer:
         ocr = self.ocr
         read = f"ocr={ocr.lang}/{ocr.max_pages}/{ocr.max_seconds:g}" if ocr else "ocr=off"
         cfg = self.config
-        return f"{loader_version()} max_file_mb={cfg.max_file_mb} default_lang={cfg.default_lang} {read}"
+        return (f"{loader_version()} max_file_mb={cfg.max_file_mb} default_lang={cfg.default_lang} {read} "
+                f"max_articles={cfg.max_articles_per_file}")
 
     @property
     def page_reader(self) -> str:
@@ -143,7 +188,8 @@ class Indexer:
 
     def build(self, paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike | None = None,
               rebuild: bool = False, prune: bool = True, wait: float = 0.0,
-              progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
+              progress: bool = True, on_progress: Callable[[int, int], None] | None = None,
+              follow_links: bool = False) -> BuildReport:
         """Bring the index in step with the files under ``paths``.
 
         Parameters
@@ -165,6 +211,8 @@ class Indexer:
             Show a progress bar while encoding.
         on_progress : callable, optional
             Called with (chunks encoded, chunks to encode).
+        follow_links : bool
+            Follow links to files outside ``paths`` (otherwise they are skipped, said so).
 
         Returns
         -------
@@ -175,7 +223,8 @@ class Indexer:
         paths = [p for p in given if isinstance(p, Path)]
         t0 = time.perf_counter()
         known, pages = ({}, {}) if rebuild else self._known(index_dir)
-        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr)
+        loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr,
+                            self.config.max_articles_per_file, follow_links)
         entries, bad = entries_for(addresses, loaded.address_lists, int(self.config.max_file_mb * 1_000_000))
         loaded.skipped.extend(bad)
         if entries:
@@ -207,16 +256,28 @@ class Indexer:
 
     def _run(self, index_dir, wait: float, t0: float, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
              prune: bool, progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        store = open_store(index_dir or self.config.index_dir, create=True)
-        with store.build_lock(wait):
-            report = self._build_locked(store, loaded, roots, rebuild, prune, progress, on_progress)
+        location = index_dir or self.config.index_dir
+        with disk_guard(location):
+            store = open_store(location, create=True)
+            with store.build_lock(wait):
+                report = self._build_locked(store, loaded, roots, rebuild, prune, progress, on_progress)
         report.seconds = time.perf_counter() - t0
         return report
 
     def remove(self, names: Sequence[str], index_dir: str | os.PathLike | None = None, wait: float = 0.0) -> BuildReport:
-        """Remove documents by id, source, folder prefix or title."""
+        """Remove documents by id, source (a JSONL file's: its articles), folder prefix or title.
+
+        Raises
+        ------
+        BadInput
+            For an empty name (an unset variable, most likely: it is never taken for "everything").
+        """
+        blank = [n for n in names if not n.strip()]
+        if blank or not names:
+            raise BadInput("an empty document name matches nothing: name a file, folder, id or title "
+                           "(rag index list shows them)")
         store = open_store(index_dir or self.config.index_dir)
-        with store.build_lock(wait):
+        with disk_guard(store.folder), store.build_lock(wait):
             doc_ids = store.resolve_docs(names)
             report = BuildReport()
             manifest = self._check_manifest(store, rebuild=False)
@@ -270,7 +331,8 @@ class Indexer:
         existing = {d["key"]: d for d in store.documents()}
         lost = orphans(loaded, existing)
         if lost:  # their documents went while this build waited for the lock: read them after all
-            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang, ocr=self.ocr), lost)
+            loaded.add(load_paths(lost, self.config.max_file_mb, self.config.default_lang, ocr=self.ocr,
+                                  max_articles=self.config.max_articles_per_file, follow_links=True), lost)
         lost_pages = [k for k in loaded.unchanged_keys if k not in existing]
         if lost_pages:  # likewise for pages found unchanged: fetched again, unconditionally
             loaded.add(load_pages([entry_of_key(k) for k in lost_pages], self.fetcher, {}, self.config.default_lang,
@@ -279,15 +341,20 @@ class Indexer:
                              unchanged_files=len(loaded.unchanged_files), warnings=loaded.warnings,
                              pages_fetched=loaded.pages_fetched, pages_unchanged=len(loaded.unchanged_keys))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
+        if rebuild:
+            self._keep_on_rebuild(store, existing, changes, report)
         # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped on commit
         stale = (manifest is not None and manifest.encoder == self.encoder.value
                  and stale_recipe(manifest.encoder, manifest.encoder_recipe))
         old_key = cache_key(manifest.model, manifest.encoder, manifest.encoder_recipe) if stale else None
         if stale and not rebuild:
             self._encode_again(store, existing, changes, report, manifest)
-        gen_ok = store.has_search_files(manifest)
+        gen_ok = self._search_files_sound(store, manifest)
+        report.search_files_rebuilt = manifest is not None and not gen_ok and not rebuild
         if report.changed or not gen_ok or rebuild:
-            chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
+            chunks, vectors, dropped = self._embed(store, changes.new_docs, report, progress, on_progress)
+            if dropped:
+                self._drop_failed(changes, report, dropped, existing, loaded.stamps)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
                          chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps,
                          drop_cache=old_key, pages=loaded.pages)
@@ -299,6 +366,41 @@ class Indexer:
         current = store.manifest()
         report.generation = current.generation if current else 0
         return report
+
+    def _keep_on_rebuild(self, store: Store, existing: dict[str, dict], changes, report: BuildReport) -> None:
+        """On ``rebuild``, index again from their stored text the documents that must not go: those uploaded
+        in the web chat (under ``config.upload_path``) and those whose file could not be read this time."""
+        uploads = [self.config.upload_path]
+        kept = set(report.kept)
+        keys = {d["key"] for d in changes.gone if key_under(d["key"], set(), uploads)}
+        keys |= {d["key"] for d in existing.values() if d["source"] in kept}
+        keys -= {d.key for d in changes.new_docs}
+        if not keys:
+            return
+        ids = [existing[k]["id"] for k in keys]
+        again = store.stored_documents(ids)
+        changes.new_docs.extend(again)
+        changes.gone[:] = [d for d in changes.gone if d["key"] not in keys]
+        sources = {existing[k]["source"] for k in keys}
+        report.removed[:] = [s for s in report.removed if s not in sources]
+        report.uploads_kept = sorted(d.source for d in again if d.source not in kept)
+
+    def _search_files_sound(self, store: Store, manifest: Manifest | None) -> bool:
+        """Whether the committed generation's search files are there and as written (else they are
+        rebuilt from the stored chunks and the cache). An index made before checksums is tried by loading;
+        a database keeps its search indexes with its rows."""
+        if not store.local:
+            return True
+        if not layout.has_search_files(store.folder, manifest):
+            return False
+        if manifest.files():
+            return True
+        try:
+            layout.load_vectors(store.folder, manifest)
+            layout.load_lexical(store.folder, manifest)
+        except IndexCorrupt:
+            return False
+        return True
 
     @staticmethod
     def _encode_again(store: Store, existing: dict[str, dict], changes, report: BuildReport,
@@ -313,8 +415,18 @@ class Indexer:
                 changes.gone.append(existing[doc.key])
                 report.reencoded.append(doc.source)
 
-    def chunk(self, docs: Sequence[Document]) -> list[tuple[Document, Chunk, str]]:
-        """Each chunk of ``docs`` with its document and the text that is embedded for it (:func:`embed_text`)."""
+    def chunk(self, docs: Sequence[Document],
+              skipped: list[Skipped] | None = None) -> list[tuple[Document, Chunk, str]]:
+        """Each chunk of ``docs`` with its document and the text that is embedded for it (:func:`embed_text`).
+
+        With ``skipped``, a document whose chunking fails, or whose texts could not be embedded,
+        is left out and told there (:func:`rag.ingest.base.guarded`); without, the error is raised.
+        """
+        return self._chunk_each(docs, skipped)[0]
+
+    def _chunk_each(self, docs: Sequence[Document], skipped: list[Skipped] | None
+                    ) -> tuple[list[tuple[Document, Chunk, str]], list[Document]]:
+        """:meth:`chunk`, and the documents left out."""
         emb = self.embedder
         chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap,
                           spans=getattr(emb, "token_spans", None))
@@ -322,42 +434,104 @@ class Indexer:
         if budget > emb.max_tokens - 2:
             raise IndexMismatch(f"chunk_tokens + title_tokens = {budget} exceeds the model's limit "
                                 f"{emb.max_tokens - 2}; lower chunk_tokens")
-        out = []
-        for doc, chunks in zip(docs, chunker.run_all(docs)):
-            title = emb.clip(doc.title, self.config.title_tokens)
-            out.extend((doc, c, embed_text(title, c.text)) for c in chunks)
+        out, failed = [], []
+        for doc, spans in chunker.with_spans(docs):
+            if skipped is None:
+                out.extend(self._doc_chunks(chunker, doc, spans))
+                continue
+            told = len(skipped)
+            with guarded(skipped, doc.source):
+                out.extend(self._doc_chunks(chunker, doc, spans))
+            if len(skipped) > told:
+                failed.append(doc)
+        return out, failed
+
+    def _doc_chunks(self, chunker: Chunker, doc: Document, spans) -> list[tuple[Document, Chunk, str]]:
+        """One document's chunks and embedded texts, checked fit for the encoder."""
+        title = self.embedder.clip(doc.title, self.config.title_tokens)
+        out = [(doc, c, embed_text(title, c.text)) for c in chunker.run(doc, spans)]
+        for _, c, text in out:
+            if not isinstance(text, str) or not text.strip():
+                raise Unreadable(f"chunk {c.ordinal} is empty")
+            text.encode("utf-8")  # a lone surrogate: refused here, not by the tokenizer in the middle of a batch
         return out
 
     def _embed(self, store: Store, docs: Sequence[Document], report: BuildReport, progress: bool,
-               on_progress) -> tuple[list[tuple[Document, Chunk, str, str]], dict[str, np.ndarray]]:
+               on_progress) -> tuple[list[tuple[Document, Chunk, str, str]], dict[str, np.ndarray], list[Document]]:
+        """The chunks of ``docs`` and their vectors, and the documents that could not be chunked or encoded
+        (told in ``report.skipped``)."""
         if not docs:
-            return [], {}
+            return [], {}, []
         emb = self.embedder
-        items = [(doc, c, text, text_hash(text)) for doc, c, text in self.chunk(docs)]
-        report.chunks_new = len(items)
+        failed: list[Skipped] = []
+        chunked, dropped = self._chunk_each(docs, failed)
+        items = [(doc, c, text, text_hash(text)) for doc, c, text in chunked]
         hashes = list(dict.fromkeys(h for *_, h in items))
         vectors = store.cached_vectors(self.cache_key, hashes, emb.dim)
         texts = {h: t for _, _, t, h in items}
         # longest first, as the encoders batch within a call: steps of similar lengths pad little
         todo = sorted((h for h in hashes if h not in vectors), key=lambda h: -len(texts[h]))
-        report.cached = len(items) - sum(1 for *_, h in items if h not in vectors)
+        to_encode = set(todo)
         t0 = time.perf_counter()
         bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not progress or not todo)
-        size = getattr(self.remote, "step", ENCODE_STEP) if self.remote is not None else ENCODE_STEP
-        for i in range(0, len(todo), size):
-            step = todo[i:i + size]
-            vecs = (self.remote([texts[h] for h in step], self.config.model, self.encoder) if self.remote is not None
-                    else emb.encode([texts[h] for h in step]))
-            store.cache_vectors(self.cache_key, zip(step, vecs))
-            vectors.update(zip(step, vecs))
+        refused: dict[str, str] = {}  # text hash -> why the encoder refused it
+        for i in range(0, len(todo), ENCODE_STEP):
+            step = todo[i:i + ENCODE_STEP]
+            done = self._encode_step(step, texts, refused)
+            store.cache_vectors(self.cache_key, done)
+            vectors.update(done)
             crash_point("encoded")
             bar.update(len(step))
             if on_progress:
-                on_progress(min(i + size, len(todo)), len(todo))
+                on_progress(min(i + ENCODE_STEP, len(todo)), len(todo))
         bar.close()
+        refused_docs = set()
+        for doc, _, _, h in items:
+            if h in refused and doc.id not in refused_docs:
+                refused_docs.add(doc.id)
+                dropped.append(doc)
+                failed.append(Skipped(doc.source, f"could not be encoded ({refused[h]})"))
+        items = [it for it in items if it[0].id not in refused_docs]
+        report.skipped.extend(failed)
+        report.chunks_new = len(items)
+        report.cached = sum(1 for *_, h in items if h not in to_encode)
         report.encoded = len(items) - report.cached
         report.encode_seconds = time.perf_counter() - t0
-        return items, vectors
+        return items, vectors, dropped
+
+    def _encode_step(self, step: list[str], texts: dict[str, str],
+                     refused: dict[str, str]) -> list[tuple[str, np.ndarray]]:
+        """Vectors of one step of texts (by hash); if the encoder fails on the step, text by text, the
+        texts it still refuses left out and told in ``refused``."""
+        emb = self.embedder
+        try:
+            return list(zip(step, emb.encode([texts[h] for h in step])))
+        except Exception:  # noqa: BLE001 - one text at fault: find it, encode the others
+            pass
+        done = []
+        for h in step:
+            try:
+                done.append((h, emb.encode([texts[h]])[0]))
+            except Exception as exc:  # noqa: BLE001 - this text's document is skipped with the reason
+                refused[h] = error_text(exc)
+        return done
+
+    @staticmethod
+    def _drop_failed(changes, report: BuildReport, dropped: Sequence[Document], existing: dict[str, dict],
+                     stamps: dict[str, FileStamp]) -> None:
+        """Take the documents that could not be chunked or encoded out of the build: a new one is not
+        added, a changed one keeps its previous version; their files will be read again next time."""
+        keys = {d.key for d in dropped}
+        sources = {d.source for d in dropped}
+        changes.new_docs[:] = [d for d in changes.new_docs if d.key not in keys]
+        changes.gone[:] = [g for g in changes.gone if g["key"] not in keys]
+        report.added[:] = [s for s in report.added if s not in sources]
+        report.updated[:] = [s for s in report.updated if s not in sources]
+        report.reencoded[:] = [s for s in report.reencoded if s not in sources]
+        report.kept += [existing[k]["source"] for k in keys if k in existing]
+        for key in keys:
+            for f in key_files(key):
+                stamps.pop(f, None)
 
     def _commit(self, store: Store, manifest: Manifest | None, new_docs: Sequence[Document],
                 gone: Sequence[dict], items, vectors: dict[str, np.ndarray], report: BuildReport,
@@ -388,13 +562,14 @@ class Indexer:
                                        term_table.extend(table, new_terms),
                                        [r.doc_id for r in kept_rows] + [r.doc_id for r in rows],
                                        [r.lang for r in kept_rows] + [doc.lang for doc, *_ in items])
-        layout.write_generation(store.folder, gen, vindex, lexical)
+        sums = layout.write_generation(store.folder, gen, vindex, lexical)
         crash_point("written")
         # the vectors' recipe: the current one once anything was encoded, else the index's (a removal encodes nothing)
         recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
         cfg = self.config
         new_manifest = Manifest(FORMAT_VERSION, self.model, dim, cfg.chunk_tokens, cfg.chunk_overlap,
-                                cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe)
+                                cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe,
+                                json.dumps(sums, sort_keys=True))
         store.commit(Commit(new_manifest, new_docs, rows, [d["id"] for d in gone], [d["key"] for d in gone],
                             stamps or {}, self.reader, rebuild, drop_cache, pages or {}, self.page_reader),
                      inside=lambda: crash_point("in-transaction"))

@@ -38,6 +38,9 @@ class Problem(NamedTuple):
 def verify(index_dir: str | os.PathLike, config: Config | None = None) -> list[Problem]:
     """Check an index folder; an empty list means it is sound.
 
+    Never raises on a damaged index: a SQLite file that cannot be read, search files whose
+    checksums are not those written at commit, NaN or huge values, all come back as problems.
+
     Parameters
     ----------
     index_dir : path-like
@@ -50,10 +53,28 @@ def verify(index_dir: str | os.PathLike, config: Config | None = None) -> list[P
         return [Problem("sqlite", f"no {DB_NAME} in {folder}/: not an index (or never built)")]
     try:
         store = Store(folder)
-        check = store.quick_check()
-        manifest = store.manifest()
-    except (IndexProblem, sqlite3.DatabaseError) as exc:
-        return [Problem("sqlite", str(exc))]
+    except (IndexProblem, sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        return [Problem("sqlite", _damaged(folder, exc))]
+    try:
+        return _verify(store, config)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # damaged pages, or text that is no longer UTF-8
+        return [Problem("sqlite", _damaged(folder, exc))]
+    except IndexCorrupt as exc:
+        return [Problem("manifest", str(exc))]
+    finally:
+        store.close()
+
+
+def _damaged(folder: Path, exc: BaseException) -> str:
+    if isinstance(exc, RagError):
+        return str(exc)
+    return f"{folder / DB_NAME} is damaged ({exc}): the documents it holds are salvaged by repair, or indexed again " \
+           f"from their files"
+
+
+def _verify(store: Store, config: Config | None) -> list[Problem]:
+    check = store.quick_check()
+    manifest = store.manifest()
     problems = [] if check == "ok" else [Problem("sqlite", f"integrity check failed: {check}")]
     if manifest is None:
         return problems + [Problem("manifest", "no committed build (empty manifest)")]
@@ -78,17 +99,21 @@ def _check_search_files(store: Store, manifest: Manifest, rowids: np.ndarray) ->
     folder = store.gen_dir(manifest.generation)
     if not folder.is_dir():
         return [Problem("vectors", f"generation folder {folder} is missing (manifest generation {manifest.generation})")]
-    problems = []
+    problems = [Problem("vectors" if message.startswith(str(folder / layout.VECTORS)) else "lexical", message)
+                for message in layout.check_search_files(store.folder, manifest)]
     try:
-        ids = layout.load_vectors(store.folder, manifest).ids()
+        vectors = layout.load_vectors(store.folder, manifest)
+        ids = vectors.ids()
         if len(ids) != len(rowids) or not np.array_equal(np.sort(ids), rowids):
             problems.append(Problem("vectors", f"{len(ids)} vectors for {len(rowids)} chunks, or ids differ"))
+        problems += [Problem("vectors", message) for message in vectors.problems()]
     except RagError as exc:
         problems.append(Problem("vectors", str(exc)))
     try:
         lexical = layout.load_lexical(store.folder, manifest)
         if not np.array_equal(np.sort(lexical.ids), rowids):
             problems.append(Problem("lexical", f"{len(lexical.ids)} BM25 rows for {len(rowids)} chunks, or ids differ"))
+        problems += [Problem("lexical", message) for message in lexical.problems()]
     except RagError as exc:
         problems.append(Problem("lexical", str(exc)))
     return problems

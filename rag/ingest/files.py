@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from ..errors import PathNotFound
+from .base import Skipped, shown_name
 
 SETTLE_NS = 2_000_000_000  # a file modified this recently may change again within its timestamp's tick
 
@@ -79,7 +81,21 @@ def key_under(key: str, files: set[Path], folders: Sequence[Path]) -> bool:
     return False
 
 
-def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+@dataclass
+class Walked:
+    """What a walk passed over, beside the files it yields.
+
+    ``skipped``: links not followed (a loop, a target that cannot be resolved, a target outside
+    the files and folders given); ``warnings``: folders that could not be listed, whose resolved
+    paths are also in ``unreadable`` (the documents indexed from below them are kept).
+    """
+
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def iter_files(paths: Iterable[str | os.PathLike], follow_links: bool = False) -> Iterator[Path]:
     """Files below ``paths``, recursively, sorted; hidden files and folders are passed over.
 
     Raises
@@ -87,11 +103,16 @@ def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
     PathNotFound
         If a path does not exist (checked for all paths before any is walked).
     """
-    return (Path(path) for path, _ in walk(paths))
+    return (Path(path) for path, _ in walk(paths, follow_links))
 
 
-def walk(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, str]]:
+def walk(paths: Iterable[str | os.PathLike], follow_links: bool = False,
+         walked: Walked | None = None) -> Iterator[tuple[str, str]]:
     """:func:`iter_files` as strings, each file with its resolved path; each folder given is resolved once.
+
+    A link to a file is followed when its target lies below one of ``paths`` (or is one of them),
+    or always with ``follow_links``; links to folders never are. Links passed over and folders
+    that cannot be listed are told in ``walked``.
 
     Raises
     ------
@@ -102,31 +123,59 @@ def walk(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, str]]:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise PathNotFound(f"no such file or folder: {', '.join(missing)}")
-    for p in paths:
+    walked = walked if walked is not None else Walked()
+    roots = [p.resolve() for p in paths]
+    inside = None if follow_links else roots
+    for p, root in zip(paths, roots):
         if p.is_file():
-            yield str(p), str(p.resolve())
+            yield str(p), str(root)
         else:
-            yield from _walk_folder(str(p), str(p.resolve()))
+            yield from _walk_folder(str(p), str(root), inside, walked)
 
 
-def _walk_folder(folder: str, resolved: str) -> Iterator[tuple[str, str]]:
+def _walk_folder(folder: str, resolved: str, inside: list[Path] | None, walked: Walked) -> Iterator[tuple[str, str]]:
     """Files of ``folder`` (sorted), then its sub-folders' (sorted); links to folders are not followed."""
     try:
         with os.scandir(folder) as it:
             entries = {e.name: e for e in it if not e.name.startswith(".")}
-    except OSError:  # as os.walk: an unreadable folder is passed over
+    except OSError as exc:
+        walked.warnings.append(Skipped(shown_name(folder), f"folder not readable ({exc.strerror or exc}): the files "
+                                                            f"in it are not indexed (those indexed before are kept)"))
+        walked.unreadable.append(resolved)
         return
     folders = []
     for name in sorted(entries):
         entry = entries[name]
         if _is_dir(entry):
             folders.append(entry)
-        else:  # below a resolved folder, only a link itself needs resolving
-            real = os.path.join(resolved, name)
-            yield os.path.join(folder, name), str(Path(real).resolve()) if entry.is_symlink() else real
+        elif not entry.is_symlink():  # below a resolved folder, only a link itself needs resolving
+            yield os.path.join(folder, name), os.path.join(resolved, name)
+        else:
+            shown = os.path.join(folder, name)
+            target = _link_target(os.path.join(resolved, name), shown, inside, walked)
+            if target is not None:
+                yield shown, target
     for entry in folders:
         if not entry.is_symlink():
-            yield from _walk_folder(os.path.join(folder, entry.name), os.path.join(resolved, entry.name))
+            yield from _walk_folder(os.path.join(folder, entry.name), os.path.join(resolved, entry.name), inside,
+                                    walked)
+
+
+def _link_target(link: str, shown: str, inside: list[Path] | None, walked: Walked) -> str | None:
+    """The resolved target of the link ``link``, or None (told in ``walked``) when it is not to be followed."""
+    try:
+        target = Path(link).resolve(strict=False)
+    except (RuntimeError, OSError) as exc:  # Python 3.11 says RuntimeError for a loop, 3.13 OSError
+        walked.skipped.append(Skipped(shown_name(shown), f"symbolic link that cannot be followed ({exc})"))
+        return None
+    if not target.exists():
+        return str(target)  # a dangling link: the reader says it cannot be read
+    if inside is not None and not any(target == r or r in target.parents for r in inside):
+        walked.skipped.append(Skipped(shown_name(shown), f"symbolic link to {shown_name(str(target))}, outside the "
+                                                         f"files and folders given: not followed (--follow-links "
+                                                         f"follows it)"))
+        return None
+    return str(target)
 
 
 def _is_dir(entry: os.DirEntry) -> bool:

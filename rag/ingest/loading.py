@@ -16,6 +16,7 @@ was last read, without opening it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import io
@@ -28,15 +29,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 from ..dates import DateSource, file_day, normalize_date
 from ..schema import Document
-from ..text.normalize import detect_language, jsonl_lines, text_hash
-from .base import Extracted, Unreadable
+from ..text.normalize import detect_language, text_hash
+from .base import Extracted, Skipped, Unreadable, guarded, shown_name
 from .docx import read_docx
 from .fetch import Validators, is_address
-from .files import FileStamp, file_stamp, walk
+from .files import FileStamp, Walked, file_stamp, walk
 from .ocr import OcrSettings, ocr_pages
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,14 @@ SUPPORTED = sorted(TEXT_EXTS | HTML_EXTS | {".pdf", ".docx", ".jsonl", ".json"})
 URL_LIST_EXT = ".urls"  # one web address a line: fetched by rag.ingest.web, never stamp-skipped
 MIN_PAGE_CHARS = 20  # a PDF page with fewer characters in its text layer is taken for a scan
 MAX_AUTHOR = 200
+MAX_ARTICLES = 10_000  # articles read from one JSONL file at most (Config.max_articles_per_file)
+# what pypdf may inflate for one PDF: a page's streams bounded, so a Flate "bomb" is refused in a moment
+PDF_STREAM_BYTES = 20_000_000
+PDF_WORK_BYTES = 80_000_000
 # PDF Title properties that are not titles: a file name, a word processor's, a blank template's
 _NOT_A_TITLE = re.compile(r"^\s*(microsoft word - .*|untitled.*|sans titre.*|.*\.(docx?|odt|rtf|pdf|tmp|indd|tex))\s*$",
                           re.IGNORECASE)
 _TAG = re.compile(r"<[A-Za-z/!?][^>]*(?:>|$)")  # a tag, or one left open at the end of the string
-
-
-class Skipped(NamedTuple):
-    """A file (or record) that was not indexed, and why."""
-
-    path: str
-    reason: str
 
 
 @dataclass
@@ -67,7 +65,9 @@ class LoadResult:
     ``stamps`` holds the stamps worth recording of the files read (by resolved path: settled,
     and the file gave documents and no skipped record); ``unchanged_files`` the files passed
     over unread because their stamp was the known one; ``files_read`` counts the others.
-    ``warnings`` name what was indexed only in part (an OCR bound reached). ``address_lists``
+    ``warnings`` name what was indexed only in part (an OCR bound reached) and the folders that
+    could not be listed, whose resolved paths are in ``unreadable_folders``; ``skipped_files`` holds
+    the resolved paths of the files skipped in whole or in part. ``address_lists``
     holds the ``.urls`` files found (path as walked, resolved path).
 
     Web pages (:mod:`rag.ingest.web`): ``pages`` holds the validators to record (by document key),
@@ -87,6 +87,8 @@ class LoadResult:
     unchanged_keys: list[str] = field(default_factory=list)
     failed_keys: list[str] = field(default_factory=list)
     pages_fetched: int = 0
+    unreadable_folders: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
 
     def add(self, other: "LoadResult", files: Sequence[str] = ()) -> None:
         """Take in ``other``, a load of ``files`` (or page keys) that this one had passed over as unchanged."""
@@ -102,6 +104,8 @@ class LoadResult:
         self.pages.update(other.pages)
         self.failed_keys.extend(other.failed_keys)
         self.pages_fetched += other.pages_fetched
+        self.unreadable_folders.extend(other.unreadable_folders)
+        self.skipped_files.extend(other.skipped_files)
 
 
 @lru_cache(maxsize=1)
@@ -178,6 +182,8 @@ def make_document(key: str, source: str, title: str, text: str, default_lang: st
     that is not an http(s) address is dropped; ``date`` is a day (``YYYY-MM-DD``) and
     ``date_source`` where it comes from (:class:`rag.dates.DateSource`).
     """
+    for name, value in (("text", text), ("title", title), ("author", author)):
+        _check_unicode(name, value or "")
     text = clean_text(text)
     title = strip_tags(title or "") or _first_line_title(text)
     author = strip_tags(author or "")[:MAX_AUTHOR]
@@ -188,6 +194,17 @@ def make_document(key: str, source: str, title: str, text: str, default_lang: st
         date=date or "", date_source=date_source if date else "", url=url if is_address(url) else "",
         author=author,
     )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(name: str, value: str) -> None:
+    """Refuse a lone surrogate (a JSON ``\\ud800`` escape): it is not a character, and no encoder takes it."""
+    bad = _SURROGATE.search(value)
+    if bad:
+        raise _Skip(f"its {name} holds a lone surrogate (U+{ord(bad.group()):04X} at character {bad.start()}), "
+                    f"which is not valid Unicode")
 
 
 def _dated(got: Extracted, mtime: float) -> tuple[str, str]:
@@ -206,13 +223,21 @@ def _first_line_title(text: str, limit: int = 100) -> str:
     return cut + "…"
 
 
-def _read_bytes(path: Path, max_bytes: int) -> bytes:
+def _check_size(path: Path, max_bytes: int) -> None:
     size = path.stat().st_size
     if size == 0:
         raise _Skip("empty file")
     if size > max_bytes:
         raise _Skip(f"file too large ({size / 1e6:.1f} MB > limit {max_bytes / 1e6:.1f} MB; raise max_file_mb)")
-    return path.read_bytes()
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    _check_size(path, max_bytes)
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)  # a file grown since its size was read is not read past the limit
+    if len(data) > max_bytes:
+        raise _Skip(f"file too large (over the limit of {max_bytes / 1e6:.1f} MB; raise max_file_mb)")
+    return data
 
 
 def _decode(data: bytes) -> str:
@@ -257,21 +282,38 @@ def read_html(raw: str, url: str | None = None) -> Extracted:
                      (meta.author if meta else "") or "")
 
 
+def _pdf_limits():
+    """pypdf's decompression limits lowered to :data:`PDF_STREAM_BYTES` a stream (pypdf 5+; older ones keep theirs)."""
+    import pypdf
+
+    apply = getattr(pypdf, "apply_configuration", None)
+    if apply is None:
+        return contextlib.nullcontext()
+    wanted = {"zlib_maximum_output_length": PDF_STREAM_BYTES, "lzw_maximum_output_length": PDF_STREAM_BYTES,
+              "run_length_maximum_output_length": PDF_STREAM_BYTES, "brotli_maximum_output_length": PDF_STREAM_BYTES,
+              "maximum_declared_stream_length": PDF_STREAM_BYTES, "stream_decoding_work_maximum_length": PDF_WORK_BYTES}
+    known = {f for f in getattr(pypdf.Configuration, "__dataclass_fields__", {})}
+    return apply(**{k: v for k, v in wanted.items() if k in known})
+
+
 def read_pdf(data: bytes, ocr: OcrSettings | None = None) -> Extracted:
     """Text of a PDF, page by page; pages without a text layer are read by OCR (unless ``ocr`` is None).
 
     Title, author and creation date come from the PDF's properties.
     """
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        info = reader.metadata
-        title = str(info.title or "") if info else ""
+        with _pdf_limits():
+            reader = PdfReader(io.BytesIO(data))
+            pages = [(page.extract_text() or "").strip() for page in reader.pages]
+            info = reader.metadata
+            title = str(info.title or "") if info else ""
+            author = str(info.author or "") if info else ""
         title = "" if _NOT_A_TITLE.match(title) else title
-        author = str(info.author or "") if info else ""
+    except LimitReachedError as exc:
+        raise _Skip(f"PDF goes past a safety limit, refused as a possible decompression bomb ({exc})") from None
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
         raise _Skip(f"malformed PDF ({type(exc).__name__}: {exc})") from None
     try:
@@ -302,29 +344,66 @@ def read_pdf(data: bytes, ocr: OcrSettings | None = None) -> Extracted:
     return Extracted(title, text, day or "", DateSource.DOCUMENT.value if day else "", author, tuple(warnings))
 
 
-def _jsonl_documents(path: Path, data: bytes, default_lang: str,
-                     skipped: list[Skipped]) -> Iterator[Document]:
-    text = _decode(data)
-    base, source = str(path.resolve()), display_path(path)
+def _jsonl_records(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of a JSON Lines file, read one at a time (split at line feeds only:
+    U+2028 and the other line breaks JSON writes raw inside strings do not cut a record)."""
+    for lineno, raw in enumerate(fh, 1):
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if raw.strip():
+            yield lineno, raw.rstrip(b"\r\n")
+
+
+def _jsonl_documents(path: Path, source: str, default_lang: str, skipped: list[Skipped],
+                     max_articles: int = MAX_ARTICLES) -> Iterator[Document]:
+    """The articles of a JSONL file, streamed a line at a time; a bad record is a skip naming its line.
+
+    At most ``max_articles`` articles are read: the rest of the file is skipped, said once.
+    """
+    base = str(path.resolve())
     file_date = file_day(path.stat().st_mtime)
-    for lineno, line in jsonl_lines(text):
-        where = f"{source}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            skipped.append(Skipped(where, f"invalid JSON ({exc.msg})"))
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
-            skipped.append(Skipped(where, 'record has no "text" string'))
-            continue
-        ident = obj.get("url") or obj.get("id") or f"line{lineno}"
-        day = normalize_date(obj.get("date"))
-        url = obj.get("url") if isinstance(obj.get("url"), str) else ""
-        author = obj.get("author") if isinstance(obj.get("author"), str) else ""
-        yield make_document(f"{base}#{ident}", f"{source}#{lineno}", str(obj.get("title") or ""), obj["text"],
-                            default_lang, date=day or file_date,
-                            date_source=DateSource.PUBLISHED.value if day else DateSource.FILE.value,
-                            url=url, author=author)
+    taken = 0
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+        if b"\x00" in head:
+            raise _Skip("binary file (NUL bytes), not text")
+        fh.seek(0)
+        records = _jsonl_records(fh)
+        for lineno, raw in records:
+            if taken >= max_articles:
+                rest = 1 + sum(1 for _ in records)
+                skipped.append(Skipped(source, f"more than {max_articles} articles: the first {max_articles} are "
+                                               f"indexed, the {rest} record(s) from line {lineno} on are not "
+                                               f"(raise max_articles_per_file, or split the file)"))
+                return
+            where = f"{source}:{lineno}"
+            doc = None
+            with guarded(skipped, where):
+                doc = _jsonl_document(raw, lineno, base, source, default_lang, file_date)
+            if doc is not None:
+                taken += 1
+                yield doc
+
+
+def _jsonl_document(raw: bytes, lineno: int, base: str, source: str, default_lang: str,
+                    file_date: str) -> Document:
+    """The article of one JSONL line (raises :class:`Unreadable` with the reason it cannot be one)."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _Skip(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start} of the line)") from None
+    except json.JSONDecodeError as exc:
+        raise _Skip(f"invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+        raise _Skip('record has no "text" string')
+    ident = obj.get("url") or obj.get("id") or f"line{lineno}"
+    day = normalize_date(obj.get("date"))
+    url = obj.get("url") if isinstance(obj.get("url"), str) else ""
+    author = obj.get("author") if isinstance(obj.get("author"), str) else ""
+    return make_document(f"{base}#{ident}", f"{source}#{lineno}", str(obj.get("title") or ""), obj["text"],
+                         default_lang, date=day or file_date,
+                         date_source=DateSource.PUBLISHED.value if day else DateSource.FILE.value,
+                         url=url, author=author)
 
 
 def squad_key(path: str | os.PathLike, article: int, paragraph: int) -> str:
@@ -351,55 +430,69 @@ def _squad_documents(path: Path, data: bytes, default_lang: str) -> Iterator[Doc
 
 
 def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr",
-              ocr: OcrSettings | None = OcrSettings()) -> LoadResult:
+              ocr: OcrSettings | None = OcrSettings(), max_articles: int = MAX_ARTICLES) -> LoadResult:
     """Load one file into documents; a bad file comes back in ``skipped`` with its reason."""
-    resolved = path.resolve()
-    return _load_file(path, resolved, _shown(resolved, Path.cwd().resolve()), max_bytes, default_lang, ocr)
+    result = LoadResult(files_read=1)
+    with guarded(result.skipped, str(path)):
+        resolved = path.resolve()
+        return _load_file(path, resolved, _shown(resolved, Path.cwd().resolve()), max_bytes, default_lang, ocr,
+                          max_articles)
+    return result
 
 
 def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_lang: str,
-               ocr: OcrSettings | None = OcrSettings()) -> LoadResult:
+               ocr: OcrSettings | None = OcrSettings(), max_articles: int = MAX_ARTICLES) -> LoadResult:
+    """One file's documents; whatever goes wrong with it is its skip (:func:`rag.ingest.base.guarded`)."""
     result = LoadResult(files_read=1)
-    ext = path.suffix.lower()
-    try:
-        if ext not in SUPPORTED:
-            old_word = " (an old Word file: save it as .docx)" if ext == ".doc" else ""
-            raise _Skip(f"unsupported extension {ext or '(none)'!r}{old_word} (supported: {', '.join(SUPPORTED)})")
-        data = _read_bytes(path, max_bytes)
-        if ext == ".jsonl":
-            result.documents.extend(_jsonl_documents(path, data, default_lang, result.skipped))
-            if not result.documents and not result.skipped:
-                raise _Skip("no article in JSONL file")
-            return result
-        if ext == ".json":
-            result.documents.extend(_squad_documents(path, data, default_lang))
-            return result
-        if ext == ".pdf":
-            got = read_pdf(data, ocr)
-            if got.title.strip().lower() in (path.stem.lower(), path.name.lower()):  # the file's name, no title
-                got = got._replace(title="")
-        elif ext == ".docx":
-            got = read_docx(data, max_bytes)
-        elif ext in HTML_EXTS:
-            got = read_html(_decode(data))
-        else:
-            got = _read_text(path, data)
-        check_prose(got.text)
-        day, day_source = _dated(got, path.stat().st_mtime)
-        result.documents.append(make_document(str(resolved), source, got.title, got.text, default_lang,
-                                              date=day, date_source=day_source, author=got.author))
-        result.warnings.extend(Skipped(source, w) for w in got.warnings)
-    except _Skip as why:
-        result.skipped.append(Skipped(source, str(why)))
-    except OSError as exc:
-        result.skipped.append(Skipped(source, f"unreadable ({exc.strerror or exc})"))
+    with guarded(result.skipped, source):
+        _read_file(path, resolved, source, max_bytes, default_lang, ocr, max_articles, result)
     return result
+
+
+def _read_file(path: Path, resolved: Path, source: str, max_bytes: int, default_lang: str,
+               ocr: OcrSettings | None, max_articles: int, result: LoadResult) -> None:
+    ext = path.suffix.lower()
+    if shown_name(str(resolved)) != str(resolved):
+        raise _Skip("file name is not valid UTF-8 (rename the file)")
+    if ext not in SUPPORTED:
+        old_word = " (an old Word file: save it as .docx)" if ext == ".doc" else ""
+        raise _Skip(f"unsupported extension {ext or '(none)'!r}{old_word} (supported: {', '.join(SUPPORTED)})")
+    if ext == ".jsonl":
+        _check_size(path, max_bytes)
+        result.documents.extend(_jsonl_documents(path, source, default_lang, result.skipped, max_articles))
+        if not result.documents and not result.skipped:
+            raise _Skip("no article in JSONL file")
+        return
+    data = _read_bytes(path, max_bytes)
+    if ext == ".json":
+        result.documents.extend(_squad_documents(path, data, default_lang))
+        return
+    if ext == ".pdf":
+        got = read_pdf(data, ocr)
+        if got.title.strip().lower() in (path.stem.lower(), path.name.lower()):  # the file's name, no title
+            got = got._replace(title="")
+    elif ext == ".docx":
+        got = read_docx(data, max_bytes)
+    elif ext in HTML_EXTS:
+        got = read_html(_decode(data))
+    else:
+        got = _read_text(path, data)
+    del data
+    check_prose(got.text)
+    day, day_source = _dated(got, path.stat().st_mtime)
+    result.documents.append(make_document(str(resolved), source, got.title, got.text, default_lang,
+                                          date=day, date_source=day_source, author=got.author))
+    result.warnings.extend(Skipped(source, w) for w in got.warnings)
 
 
 def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
                default_lang: str = "fr", known: dict[str, FileStamp] | None = None,
-               ocr: OcrSettings | None = OcrSettings()) -> LoadResult:
+               ocr: OcrSettings | None = OcrSettings(), max_articles: int = MAX_ARTICLES,
+               follow_links: bool = False) -> LoadResult:
     """Load every supported file below ``paths``, passing over the files known unchanged.
+
+    A file that cannot be turned into documents, whatever the reason, is skipped with it
+    (:func:`rag.ingest.base.guarded`); the others are loaded.
 
     Parameters
     ----------
@@ -414,6 +507,10 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
         still this one is not read, only listed in ``unchanged_files``.
     ocr : OcrSettings, optional
         How PDF pages without a text layer are read (None: they are not).
+    max_articles : int
+        Articles read from one JSONL file at most (the rest is skipped, said once).
+    follow_links : bool
+        Follow links to files outside ``paths`` too (otherwise they are skipped, said so).
 
     Returns
     -------
@@ -425,7 +522,9 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
     seen: set[str] = set()
     known = known or {}
     cwd = Path.cwd().resolve()
-    for path, key in walk(paths):
+    walked = Walked()
+    max_bytes = int(max_file_mb * 1_000_000)
+    for path, key in walk(paths, follow_links, walked):
         if path.lower().endswith(URL_LIST_EXT):  # its addresses are asked again on every build
             out.address_lists.append((path, key))
             continue
@@ -435,17 +534,21 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
             out.unchanged_files.append(key)
             continue
         resolved = Path(key)
-        res = _load_file(Path(path), resolved, _shown(resolved, cwd), int(max_file_mb * 1_000_000), default_lang,
-                         ocr)
+        res = _load_file(Path(path), resolved, _shown(resolved, cwd), max_bytes, default_lang, ocr, max_articles)
         out.files_read += res.files_read
         out.skipped.extend(res.skipped)
         out.warnings.extend(res.warnings)
+        if res.skipped:
+            out.skipped_files.append(key)
         if stamp is not None and res.documents and not res.skipped and stamp.settled(now):
             out.stamps[key] = stamp
         for doc in res.documents:
             if doc.key not in seen:
                 seen.add(doc.key)
                 out.documents.append(doc)
+    out.skipped.extend(walked.skipped)
+    out.warnings.extend(walked.warnings)
+    out.unreadable_folders.extend(walked.unreadable)
     for s in out.skipped:
         log.warning("skipped %s: %s", s.path, s.reason)
     for s in out.warnings:

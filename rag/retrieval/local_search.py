@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from ..embedding import encoder_recipe, stale_recipe
+from ..errors import IndexCorrupt, Remedy
 from ..search.lexical import LexicalIndex
 from ..search.stats import TermStats
 from ..search.vectors import VectorIndex
@@ -46,15 +47,20 @@ class LocalSearch:
         Raises
         ------
         IndexCorrupt, IndexMismatch
-            No committed build, damaged search files, another format or another model.
+            No committed build, damaged search files (their checksums are checked), another format
+            or another model.
         """
         manifest = self.store.manifest()
         if manifest is not None and self.manifest is not None and manifest.generation == self.manifest.generation:
             return False
         where = str(self.store.folder)
         manifest = layout.check_readable(manifest, self.model, where)
+        layout.check_sound(self.store.folder, manifest)  # the checksums written at commit
         vectors = layout.load_vectors(self.store.folder, manifest)
         lexical = layout.load_lexical(self.store.folder, manifest)
+        damage = lexical.problems()
+        if damage:
+            raise IndexCorrupt(f"{where}/ BM25 files are damaged: {damage[0]}", Remedy.REPAIR, where)
         if stale_recipe(manifest.encoder, manifest.encoder_recipe):
             log.warning("%s/: its vectors were made by an earlier %s export (recipe %d); questions are encoded by "
                         "recipe %d, a little less accurately against them; the index's next build encodes them again",

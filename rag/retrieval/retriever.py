@@ -89,7 +89,8 @@ class Retriever:
         Raises
         ------
         IndexCorrupt, IndexMismatch
-            No committed build, damaged search files, another format or another model.
+            No committed build, damaged search files (their checksums are checked), another format
+            or another model.
         """
         return self.index.refresh()
 

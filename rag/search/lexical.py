@@ -29,6 +29,9 @@ K1, B = 0.9, 0.5      # BM25 parameters, measured on PIAF-dev (docs/evaluation.m
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
 
 
+MAX_SCORE = 1e4  # a BM25 weight beyond this is damage (idf * (k1 + 1) stays far below it)
+
+
 def bm25s_index(postings: Postings, k1: float, b: float) -> bm25s.BM25:
     """A :class:`bm25s.BM25` holding ``postings``, as ``bm25s.BM25(k1=k1, b=b).index`` would make it."""
     bm = bm25s.BM25(k1=k1, b=b)
@@ -208,6 +211,32 @@ class LexicalIndex:
             idx._bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=mmap, allow_pickle=False)
             idx._docs = bm25s.BM25.load(str(folder / "bm25_docs"), mmap=mmap, allow_pickle=False)
         return idx
+
+
+    def problems(self, bound: float = MAX_SCORE) -> list[str]:
+        """What is wrong with the arrays held: rows pointing at no document or language, BM25 weights
+        that are NaN, infinite, negative or above ``bound``. Empty when sound."""
+        out = []
+        n_docs, n_langs = len(self._doc_langs), len(self.lang_names)
+        if len(self.groups) != len(self.ids) or len(self.langs) != len(self.ids):
+            out.append(f"{len(self.ids)} rows but {len(self.groups)} document numbers and {len(self.langs)} languages")
+        elif len(self.ids) and (self.groups.min() < 0 or self.groups.max() >= n_docs):
+            out.append(f"rows point at documents outside 0..{n_docs - 1}")
+        if len(self.langs) and (self.langs.min() < 0 or self.langs.max() >= n_langs):
+            out.append(f"rows point at languages outside 0..{n_langs - 1}")
+        if len(self._doc_langs) and (self._doc_langs.min() < 0 or self._doc_langs.max() >= n_langs):
+            out.append(f"documents point at languages outside 0..{n_langs - 1}")
+        for name, bm in (("rows", self._bm25), ("documents", self._docs)):
+            if bm is None:
+                continue
+            data = np.asarray(bm.scores["data"])
+            if len(data) and not (np.isfinite(data).all() and data.min() >= 0 and data.max() <= bound):
+                out.append(f"BM25 weights of the {name} hold NaN, infinite, negative or huge values")
+            indices = np.asarray(bm.scores["indices"])
+            size = len(self.ids) if bm is self._bm25 else n_docs
+            if len(indices) and (indices.min() < 0 or indices.max() >= size):
+                out.append(f"BM25 postings of the {name} point outside 0..{size - 1}")
+        return out
 
 
 def _blend(chunk: np.ndarray, doc: np.ndarray, doc_weight: float) -> np.ndarray:

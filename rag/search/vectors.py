@@ -41,6 +41,9 @@ class Kind(str, enum.Enum):
     IVF = "ivf"
 
 
+MAX_COMPONENT = 10.0  # a vector component beyond this is damage (vectors have unit length)
+
+
 def _trained_for(nlist: int) -> int:
     """The size an IVF index of ``nlist`` cells was trained for (inverse of :func:`ivf_shape`)."""
     return int(max(nlist ** 2, nlist * MIN_POINTS_PER_CELL))
@@ -138,6 +141,19 @@ class VectorIndex:
         if not all_ids:
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(all_ids).astype(np.int64), np.vstack(all_vecs)
+
+    def problems(self, bound: float = MAX_COMPONENT) -> list[str]:
+        """What is wrong with the values held: NaN, infinity, or components above ``bound`` in size
+        (the model's vectors have unit length). Empty when sound."""
+        _, vecs = self.contents()
+        if not len(vecs):
+            return []
+        bad = int((~np.isfinite(vecs)).any(axis=1).sum())
+        out = [f"{bad} vectors hold NaN or infinite values"] if bad else []
+        huge = int((np.abs(np.nan_to_num(vecs, nan=0.0, posinf=0.0, neginf=0.0)) > bound).any(axis=1).sum())
+        if huge:
+            out.append(f"{huge} vectors hold values above {bound:g} (vectors have unit length)")
+        return out
 
     def _fit_size(self) -> None:
         n = len(self)

@@ -13,6 +13,9 @@ This module is the only one that knows these names, and it checks whether an ind
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass, fields
@@ -20,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import IndexCorrupt, IndexMismatch, Remedy
+from ..errors import DiskFull, IndexCorrupt, IndexMismatch, Remedy
 from ..search.lexical import LexicalIndex
 from ..search.vectors import VectorIndex
 
@@ -57,10 +60,21 @@ class Manifest:
     updated: str
     encoder: str = "torch"  # how the model ran (rag.embedding.Encoder); indexes made before encoders: torch
     encoder_recipe: int = 0  # which export made the vectors (rag.embedding.encoder_recipe); int8 before it: 1
+    checksums: str = ""  # JSON {file of the generation folder: sha256}; empty for indexes made before them
 
     def to_rows(self) -> dict[str, str]:
         """Key/value rows of the manifest table."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+    def files(self) -> dict[str, str]:
+        """The generation's files (paths relative to its folder) and their SHA-256, as written at commit."""
+        try:
+            out = json.loads(self.checksums) if self.checksums else {}
+        except ValueError:
+            raise IndexCorrupt("manifest is damaged: its checksums are not valid JSON", Remedy.REPAIR) from None
+        if not isinstance(out, dict) or not all(isinstance(v, str) for v in out.values()):
+            raise IndexCorrupt("manifest is damaged: bad checksums", Remedy.REPAIR)
+        return out
 
     @classmethod
     def from_rows(cls, rows: dict[str, str]) -> "Manifest":
@@ -70,7 +84,7 @@ class Manifest:
             return cls(int(rows["format_version"]), rows["model"], int(rows["dimensions"]),
                        int(rows["chunk_tokens"]), int(rows["chunk_overlap"]), int(rows["title_tokens"]),
                        int(rows["generation"]), rows["updated"], encoder,
-                       int(rows.get("encoder_recipe", 0 if encoder == "torch" else 1)))
+                       int(rows.get("encoder_recipe", 0 if encoder == "torch" else 1)), rows.get("checksums", ""))
         except (KeyError, ValueError) as exc:
             raise IndexCorrupt(f"manifest is damaged: bad or missing {exc}", Remedy.REPAIR) from None
 
@@ -159,8 +173,13 @@ def remove_stale_generations(folder: Path, keep: set[int]) -> None:
 
 
 def has_search_files(folder: Path, manifest: Manifest | None) -> bool:
-    """True when the manifest's generation folder is there."""
-    return manifest is not None and gen_dir(folder, manifest.generation).is_dir()
+    """True when the manifest's generation folder is there with every file as written (checksums)."""
+    if manifest is None or not gen_dir(folder, manifest.generation).is_dir():
+        return False
+    try:
+        return not check_search_files(folder, manifest)
+    except IndexCorrupt:
+        return False
 
 
 def vectors_path(folder: Path, generation: int) -> Path:
@@ -184,9 +203,8 @@ def load_vectors(folder: Path, manifest: Manifest, exact_limit: int | None = Non
     path = vectors_path(folder, manifest.generation)
     try:
         vectors = VectorIndex.load(path) if exact_limit is None else VectorIndex.load(path, exact_limit)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise IndexCorrupt(f"{path} unreadable ({str(exc).splitlines()[0][:200] if str(exc) else exc})",
-                           Remedy.REPAIR, str(folder)) from None
+    except Exception as exc:  # FAISS says RuntimeError; a damaged file may raise anything: it is damage
+        raise IndexCorrupt(f"{path} unreadable ({short(exc)})", Remedy.REPAIR, str(folder)) from None
     if vectors.dim != manifest.dimensions:
         raise IndexCorrupt(f"{path} has dimension {vectors.dim}, manifest says {manifest.dimensions}",
                            Remedy.REPAIR, str(folder))
@@ -208,23 +226,111 @@ def load_lexical(folder: Path, manifest: Manifest, mmap: bool = False) -> Lexica
         return LexicalIndex.load(path, mmap=mmap)
     except IndexMismatch as exc:
         raise IndexMismatch(str(exc), Remedy.REBUILD, str(folder)) from None
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise IndexCorrupt(f"{path}/ unreadable ({exc})", Remedy.REPAIR, str(folder)) from None
+    except Exception as exc:  # a damaged array or JSON file may raise anything: it is damage
+        raise IndexCorrupt(f"{path}/ unreadable ({short(exc)})", Remedy.REPAIR, str(folder)) from None
 
 
-def write_generation(folder: Path, generation: int, vectors: VectorIndex, lexical: LexicalIndex) -> Path:
-    """Write the search files of ``generation`` completely, on disk (fsync), then move them in place."""
+def write_generation(folder: Path, generation: int, vectors: VectorIndex, lexical: LexicalIndex) -> dict[str, str]:
+    """Write the search files of ``generation`` completely, on disk (fsync), then move them in place.
+
+    Returns the SHA-256 of each file written (by path relative to the generation folder), for
+    the manifest. A failure (a full disk) removes the unfinished folder and raises
+    :class:`rag.errors.DiskFull` or the ``OSError``; the index stays at its previous generation.
+    """
     final = gen_dir(folder, generation)
     tmp = final.with_name(final.name + _TMP)
-    tmp.mkdir(parents=True, exist_ok=True)
-    vectors.save(tmp / VECTORS)
-    lexical.save(tmp / LEXICAL)
-    for p in tmp.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    return final
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier failure
+        tmp.mkdir(parents=True, exist_ok=True)
+        vectors.save(tmp / VECTORS)
+        lexical.save(tmp / LEXICAL)
+        sums = {}
+        for p in sorted(tmp.rglob("*")):
+            if p.is_file():
+                sums[p.relative_to(tmp).as_posix()] = _sha256(p)
+                with open(p, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            raise DiskFull(f"disk full: the new search files of {folder}/ could not be written ({short(exc)}); "
+                           f"the index is unchanged, at its previous state; free some space and run it again",
+                           where=str(folder)) from None
+        raise
+    return sums
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+LOW_SPACE = 1_000_000  # bytes free below which an I/O error is taken for a full disk
+
+
+def is_disk_full(exc: BaseException, folder: Path | None = None) -> bool:
+    """True when ``exc`` says the disk (or the file size limit, or a quota) is full.
+
+    FAISS reports a short write as a ``RuntimeError`` ("... requested and ... written"), SQLite
+    as ``OperationalError`` ("database or disk is full", or a bare "disk I/O error" when its
+    journal cannot grow), the rest as ``OSError`` ENOSPC/EFBIG/EDQUOT. With ``folder``, any I/O
+    error while less than :data:`LOW_SPACE` bytes are free there counts too.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    if ("disk is full" in text or "no space left" in text or "file too large" in text
+            or ("requested and" in text and "written" in text)):
+        return True
+    return folder is not None and ("i/o error" in text or isinstance(exc, OSError)) and low_on_space(folder)
+
+
+def low_on_space(folder: Path) -> bool:
+    """True when less than :data:`LOW_SPACE` bytes are free on ``folder``'s file system."""
+    try:
+        return shutil.disk_usage(folder).free < LOW_SPACE
+    except OSError:
+        return False
+
+
+def short(exc: BaseException) -> str:
+    """The first line of an exception's message, cut to 200 characters."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def check_search_files(folder: Path, manifest: Manifest) -> list[str]:
+    """What is wrong with the manifest's generation files against the checksums written at commit.
+
+    Returns an empty list when every file is there with its checksum (or the manifest, made
+    before checksums, has none: then only the folder is looked for).
+    """
+    gen = gen_dir(folder, manifest.generation)
+    if not gen.is_dir():
+        return [f"generation folder {gen} is missing (manifest generation {manifest.generation})"]
+    problems = []
+    for name, want in manifest.files().items():
+        path = gen / name
+        try:
+            have = _sha256(path)
+        except OSError as exc:
+            problems.append(f"{path} unreadable ({exc.strerror or exc})")
+            continue
+        if have != want:
+            problems.append(f"{path} is damaged (its checksum is not the one written at commit)")
+    return problems
+
+
+def check_sound(folder: Path, manifest: Manifest) -> None:
+    """Raise :class:`IndexCorrupt` (remedy: repair) when :func:`check_search_files` finds a problem."""
+    problems = check_search_files(folder, manifest)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise IndexCorrupt(f"{folder}/ search files are damaged: {problems[0]}{more}", Remedy.REPAIR, str(folder))
 
 
 def vector_search_kind(folder: Path, generation: int) -> str:

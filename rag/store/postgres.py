@@ -289,9 +289,12 @@ class PgStore:
         return bool(self.query("SELECT 1 FROM documents WHERE key = %s OR (key >= %s AND key < %s) LIMIT 1",
                                (key, key + "#", key + "$")))
 
-    def stored_documents(self) -> list[Document]:
-        """Every indexed document with its text, as it was indexed."""
-        return [_document(*row) for row in self.query(f"SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY doc_no")]
+    def stored_documents(self, ids: Sequence[str] | None = None) -> list[Document]:
+        """Every indexed document (or those of ``ids``) with its text, as it was indexed."""
+        if ids is None:
+            return [_document(*row) for row in self.query(f"SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY doc_no")]
+        return [_document(*row) for row in self.query(f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ANY(%s) "
+                                                      "ORDER BY doc_no", (list(ids),))]
 
     def document_text(self, doc_id: str) -> str | None:
         """A document's full extracted text."""

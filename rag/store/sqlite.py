@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from ..dates import DateSource, file_day, normalize_date
-from ..errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Remedy
+from ..errors import DiskFull, IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, Remedy
 from ..ingest.fetch import Validators, is_address
 from ..ingest.files import key_files
 from ..schema import Document
@@ -191,16 +191,24 @@ class Store:
                 conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                self._raise_if_full(exc)
                 raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
                                    str(self.folder)) from None
             self._local.conn = conn
         return conn
 
+    def _raise_if_full(self, exc: BaseException) -> None:
+        """Raise :class:`DiskFull` when the error opening the database comes of a full disk (not of damage)."""
+        if layout.is_disk_full(exc, self.folder):
+            raise DiskFull(f"disk full: {self.db_path} cannot be opened ({exc}); nothing was changed, the index is "
+                           f"at its previous state; free some space and run it again", where=str(self.folder)) from None
+
     def _check_tables(self) -> None:
         try:
             names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            self._raise_if_full(exc)
             raise IndexCorrupt(f"{self.db_path}: not a readable SQLite database ({exc})", Remedy.REPAIR_FROM_FILES,
                                str(self.folder)) from None
         missing = set(REQUIRED_COLUMNS) - names
@@ -365,9 +373,16 @@ class Store:
                               (key, key + "#", key + "$")).fetchone()
         return row is not None
 
-    def stored_documents(self) -> list[Document]:
-        """Every indexed document with its text, as it was indexed."""
-        return [stored_document(*row) for row in self.db.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents")]
+    def stored_documents(self, ids: Sequence[str] | None = None) -> list[Document]:
+        """Every indexed document (or those of ``ids``) with its text, as it was indexed."""
+        if ids is None:
+            return [stored_document(*row) for row in self.db.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents")]
+        out = []
+        for i in range(0, len(ids), 500):
+            part = list(ids[i:i + 500])
+            out += [stored_document(*row) for row in self.db.execute(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id IN ({','.join('?' * len(part))})", part)]
+        return out
 
     def document_text(self, doc_id: str) -> str | None:
         """A document's full extracted text."""
@@ -411,13 +426,23 @@ class Store:
         return np.array([r[0] for r in self.db.execute(sql, args)], dtype=np.int64)
 
     def resolve_docs(self, names: Iterable[str]) -> list[str]:
-        """Document ids matching ids, sources or source prefixes (a folder), or titles."""
+        """Document ids matching ids, sources or source prefixes (a folder), titles, or files: a JSONL or
+        SQuAD file's name matches its records, and any path (relative to the current folder or absolute)
+        matches the documents read from that file or below that folder, however their source is shown.
+        An empty name matches nothing.
+        """
         out: list[str] = []
+        docs = None
         for name in names:
+            if not name.strip():  # as a folder prefix, it would match every document below /
+                continue
             rows = self.db.execute(
-                "SELECT id FROM documents WHERE id=? OR source=? OR title=? OR source LIKE ? ESCAPE '\\'",
-                (name, name, name, _like_prefix(name))).fetchall()
+                "SELECT id FROM documents WHERE id=? OR source=? OR title=? OR source LIKE ? ESCAPE '\\' "
+                "OR source LIKE ? ESCAPE '\\'", (name, name, name, _like_prefix(name), _like_records(name))).fetchall()
             out.extend(r[0] for r in rows)
+            if not is_address(name):
+                docs = self.documents() if docs is None else docs
+                out.extend(docs_under(docs, [os.path.abspath(name), str(Path(name).resolve())]))
         return sorted(set(out))
 
     def status(self) -> dict:
@@ -669,6 +694,11 @@ def _file_day_of(key: str) -> str | None:
 def _like_escape(text: str) -> str:
     """``text`` matched literally by ``LIKE ? ESCAPE '\\'``."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like_records(name: str) -> str:
+    """LIKE pattern of the sources of a JSONL or SQuAD file's records (``file#line``)."""
+    return _like_escape(name) + "#%"
 
 
 def _like_prefix(name: str) -> str:

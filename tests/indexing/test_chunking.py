@@ -66,3 +66,33 @@ def test_batched_documents_give_the_chunks_of_one_by_one(embedder, seed, monkeyp
     assert batched == [plain.run(d) for d in docs]
     assert all(len(group) <= 4 and sum(map(len, group)) <= 600 for group in asked)
     assert sorted(t for group in asked for t in group) == sorted(d.text for d in docs[1:])
+
+
+REPEATED = "Le ministre a rencontre les delegues a Mascate pour des discussions."
+
+
+@pytest.mark.parametrize("limit, overlap", [(200, 32), (40, 8)])
+@pytest.mark.parametrize("joiner, times", [("\n\n", 100), (" ", 200), ("\n", 150)])
+def test_repeated_text_gets_the_offsets_of_its_own_cut(embedder, joiner, times, limit, overlap):
+    doc = make_document("k", "s", "", joiner.join([REPEATED] * times))
+    chunks = Chunker(embedder.count_tokens, limit, overlap).run(doc)
+    assert len(chunks) > 5
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+    assert all(a.start < b.start and b.start <= a.end + len(joiner) for a, b in zip(chunks, chunks[1:]))
+    assert chunks[-1].end == len(doc.text)
+
+
+def test_the_cut_is_langchains_recursive_split(embedder, seed):
+    """On ordinary text the chunks are exactly those of LangChain's RecursiveCharacterTextSplitter."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from rag.indexing.chunking import SEPARATORS
+
+    texts = [seed, make_document("k", "s", "", "\n".join([REPEATED + " Puis : il part; encore, oui !"] * 30))]
+    for limit, overlap in ((200, 32), (60, 10)):
+        theirs = RecursiveCharacterTextSplitter(separators=SEPARATORS, is_separator_regex=True, keep_separator="end",
+                                                chunk_size=limit, chunk_overlap=overlap,
+                                                length_function=embedder.count_tokens, strip_whitespace=True)
+        for doc in texts:
+            ours = Chunker(embedder.count_tokens, limit, overlap).run(doc)
+            assert [c.text for c in ours] == theirs.split_text(doc.text)

@@ -1,7 +1,9 @@
 """Retrieval: hybrid search over a real index (real model, FAISS, bm25s), filters, top-k, collapse."""
 
+import hashlib
 import json
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -101,6 +103,10 @@ def test_index_from_an_older_text_analysis_asks_for_a_rebuild(built, tmp_path, e
     params = next(copy.glob("gen-*/lexical/params.json"))
     data = json.loads(params.read_text())
     params.write_text(json.dumps({**data, "analyzer": 1}))
+    with sqlite3.connect(copy / "rag.sqlite") as db:  # as an older release wrote it: its checksum matches
+        sums = json.loads(db.execute("SELECT value FROM manifest WHERE key='checksums'").fetchone()[0])
+        sums[params.relative_to(params.parents[1]).as_posix()] = hashlib.sha256(params.read_bytes()).hexdigest()
+        db.execute("UPDATE manifest SET value=? WHERE key='checksums'", (json.dumps(sums),))
     with pytest.raises(IndexMismatch, match="text analysis version 1") as err:
         Retriever(cfg, index_dir=copy, embedder=embedder)
     assert err.value.remedy is Remedy.REBUILD and err.value.where == str(copy)

@@ -292,9 +292,8 @@ def test_two_users_uploading_different_notes_txt_both_keep_their_document(open_p
 
 @browser_test
 def test_an_upload_that_fails_to_index_is_removed_and_the_page_says_why(open_page, server, tmp_path, embedder):
-    bad = tmp_path / "repeated.txt"  # fails the build today (issue 18, case 1); a skip once that is fixed
-    bad.write_text("\n\n".join(["Le ministre a rencontre les delegues a Mascate pour des discussions."] * 100),
-                   encoding="utf-8")
+    bad = tmp_path / "repeated.txt"  # base64-like data, not an article: the loader skips it
+    bad.write_text("TGUgbWluaXN0cmUgYSByZW5jb250cmU" * 2000, encoding="utf-8")
     page = open_page()
     note = upload(page, bad)
     assert "repeated.txt" in note and ("Non gardé" in note or "Refusé" in note), note

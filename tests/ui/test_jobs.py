@@ -72,16 +72,17 @@ def test_a_failing_job_reports_its_error_and_the_queue_keeps_working(seeded, tmp
     assert any(d["source"].endswith("greve.txt") for d in Store(retriever.store.folder).documents())
 
 
-def test_an_upload_whose_build_fails_is_deleted_with_the_error_and_a_later_build_has_nothing_to_stop_on(
+def test_an_upload_of_one_sentence_repeated_is_indexed_kept_and_a_later_build_of_the_folder_works(
         seeded, config, embedder):
     retriever, jobs, folder = seeded
-    bad = folder / "repeated.txt"  # the chunker fails on it today (issue 18, case 1); once fixed, a skip
-    bad.write_text("\n\n".join(["Le ministre a rencontre les delegues a Mascate pour des discussions."] * 100),
-                   encoding="utf-8")
-    job = jobs.add([bad])
-    assert job.finished.wait(120)
-    assert not bad.exists() and "repeated.txt" in job.dropped and job.dropped["repeated.txt"]
-    Indexer(config, embedder=embedder).build([folder], progress=False)  # `rag index build uploads/`
+    repeated = folder / "repeated.txt"  # the same sentence 100 times: chunk offsets come from the split itself
+    repeated.write_text("\n\n".join(["Le ministre a rencontre les delegues a Mascate pour des discussions."] * 100),
+                        encoding="utf-8")
+    job = jobs.add([repeated])
+    assert job.finished.wait(120) and job.state is JobState.DONE, job.error
+    assert repeated.exists() and not job.dropped and job.report.added
+    report = Indexer(config, embedder=embedder).build([folder], progress=False)  # `rag index build uploads/`
+    assert not report.skipped
 
 
 def test_a_jsonl_upload_with_some_bad_records_is_kept_with_its_good_ones(seeded):
