@@ -506,12 +506,16 @@ class Indexer:
         emb = self.embedder
         try:
             return list(zip(step, emb.encode([texts[h] for h in step])))
+        except RagError:  # the encoder itself failed (a lost Ray cluster, say): no text is at fault
+            raise
         except Exception:  # noqa: BLE001 - one text at fault: find it, encode the others
             pass
         done = []
         for h in step:
             try:
                 done.append((h, emb.encode([texts[h]])[0]))
+            except RagError:
+                raise
             except Exception as exc:  # noqa: BLE001 - this text's document is skipped with the reason
                 refused[h] = error_text(exc)
         return done

@@ -190,7 +190,7 @@ def test_a_document_the_encoder_refuses_is_skipped_and_its_previous_version_kept
     assert rag_main(["index", "build", str(corpus), "--index", str(index), "-q"]) == 0
     (corpus / "solar.txt").write_text(ARTICLE_EN + "\nThe operator refused to comment.", encoding="utf-8")
     (corpus / "new.txt").write_text("Un nouvel article sur le tramway de Brest, ouvert lundi.", encoding="utf-8")
-    for cls in (Embedder, OnnxEmbedder):
+    for cls in (c for c in (Embedder, OnnxEmbedder) if "encode" in c.__dict__):  # wherever encode is defined
         def refuse(self, texts, *args, _encode=cls.__dict__["encode"], **kwargs):
             if any("refused to comment" in t for t in texts):
                 raise RuntimeError("the encoder broke")
@@ -206,4 +206,28 @@ def test_a_document_the_encoder_refuses_is_skipped_and_its_previous_version_kept
     docs = {d["source"].split("/")[-1]: d["id"] for d in store.documents()}
     assert docs.keys() == {"pont.txt", "solar.txt", "new.txt"}
     assert "refused to comment" not in store.document_text(docs["solar.txt"])
+    assert verify(index) == []
+
+
+def test_an_encoder_that_fails_as_a_whole_stops_the_build_and_commits_nothing(tmp_path, monkeypatch, capsys):
+    from rag.embedding import Embedder
+    from rag.indexing.distributed import ClusterLost
+    from rag.onnx_encoder import OnnxEmbedder
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "pont.txt").write_text(ARTICLE_FR, encoding="utf-8")
+    index = tmp_path / "index"
+    assert rag_main(["index", "build", str(corpus), "--index", str(index), "-q"]) == 0
+    (corpus / "solar.txt").write_text(ARTICLE_EN, encoding="utf-8")
+
+    def lost(self, texts, *args, **kwargs):  # what a Ray build sees when every node is gone
+        raise ClusterLost("every encoder of the Ray cluster died (injected)")
+
+    for cls in (c for c in (Embedder, OnnxEmbedder) if "encode" in c.__dict__):
+        monkeypatch.setattr(cls, "encode", lost)
+    code = rag_main(["index", "build", str(corpus), "--index", str(index), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "every encoder of the Ray cluster died" in err, err  # a failure, not a skipped file
+    assert [d["source"].split("/")[-1] for d in Store(index).documents()] == ["pont.txt"]
     assert verify(index) == []
