@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -75,6 +76,14 @@ def rss_mb() -> float:
 def folder_mb(folder: Path) -> float:
     """Bytes under ``folder``, in MB."""
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
+
+
+def emit(out: dict, path: Path | None) -> None:
+    """Print a run's figures as JSON, and write them to ``path`` when given."""
+    text = json.dumps(out, indent=1)
+    print(text)
+    if path:
+        path.write_text(text + "\n", encoding="utf-8")
 
 
 def machine() -> dict:

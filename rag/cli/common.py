@@ -14,7 +14,8 @@ EXIT_CODES = {ErrorKind.BAD_INPUT: EXIT_BAD_INPUT, ErrorKind.FAILED: EXIT_FAILED
 
 def index_arg(p: argparse.ArgumentParser) -> None:
     """Add ``--index DIR`` to a command."""
-    p.add_argument("--index", metavar="DIR", help="index folder (default: index/, or RAG_INDEX_DIR)")
+    p.add_argument("--index", metavar="DIR", help="index folder or postgresql://user@host:port/database address "
+                                                  "(default: index/, or RAG_INDEX_DIR)")
 
 
 def config_of(args: argparse.Namespace) -> Config:

@@ -13,8 +13,8 @@ from ..evaluation.qasets import load_qa, resolve_gold
 from ..evaluation.runner import EvalRun, docs_index, evaluate, summarize
 from ..pipeline import RAG
 from ..retrieval.fusion import Mode
+from ..store.factory import is_database_url, open_store
 from ..store.layout import index_exists
-from ..store.sqlite import Store
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, config_of, index_arg
 
 
@@ -61,16 +61,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     docs = args.docs or ([str(qa.path)] if qa.kind == "squad" and not args.index else None)
     if docs:  # with --index too, the documents are indexed there instead of in the cache
-        index_dir, cached, built = docs_index(docs, config, progress, Path(args.index) if args.index else None)
+        index_dir, cached, built = docs_index(docs, config, progress, _location(args.index) if args.index else None)
         for s in built.skipped:
             print(f"rag eval: skipped {s.path}: {s.reason}", file=sys.stderr)
     else:
-        index_dir, cached = Path(config.index_dir), False
-        if not index_exists(index_dir):
+        index_dir, cached = _location(config.index_dir), False
+        if not is_database_url(index_dir) and not index_exists(index_dir):
             print(f"rag eval: no index in {index_dir}/: give --docs PATH ... or --index DIR "
                   f"(or build one: rag index build --index {index_dir})", file=sys.stderr)
             return EXIT_BAD_INPUT
-    store = Store(index_dir)
+    store = open_store(index_dir)
     missing = resolve_gold(qa, store)
     if missing:
         shown = "; ".join(f"{m.where}: {m.doc or m.question!r}" for m in missing[:3])
@@ -99,6 +99,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for line in failed:
         print(f"rag eval: {line}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _location(index: str) -> Path | str:
+    """An index folder as a path, a database address as it is."""
+    return index if is_database_url(index) else Path(index)
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -6,12 +6,14 @@ import argparse
 import json
 import sys
 
+from ..indexing.copy import copy_index
 from ..indexing.distributed import RayEmbedder
 from ..indexing.indexer import Indexer
-from ..indexing.verify import repair, verify
+from ..indexing.verify import Problem, repair, verify
 from ..ingest.fetch import is_address
 from ..ingest.loading import SUPPORTED
-from ..store.sqlite import Store
+from ..store.factory import is_database_url, open_store
+from ..store.postgres import public_url
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -81,6 +83,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rm.add_argument("-y", "--yes", action="store_true", help=f"remove without asking, even more than {CONFIRM_OVER}")
     index_arg(rm)
     rm.set_defaults(handler=cmd_remove)
+    cp = isub.add_parser("copy", help="copy an index between a folder and a PostgreSQL database, without encoding",
+                         description="Copy the index at SRC into DST (an index folder or a postgresql:// address, "
+                                     "either way; DST new or empty): documents, chunks, the embedding cache and the "
+                                     "file stamps; DST makes its own search indexes. Nothing is encoded again.")
+    cp.add_argument("source", metavar="SRC", help="index folder or postgresql://user@host:port/database")
+    cp.add_argument("target", metavar="DST", help="index folder or postgresql://user@host:port/database")
+    cp.add_argument("--wait", type=float, default=0.0, metavar="SEC", help="wait up to SEC seconds for DST's lock")
+    cp.set_defaults(handler=cmd_copy)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -126,7 +136,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``rag index status``."""
-    status = Store(config_of(args).index_dir).status()
+    status = open_store(config_of(args)).status()
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:
@@ -140,7 +150,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``rag index list``."""
-    for d in Store(config_of(args).index_dir).documents():
+    for d in open_store(config_of(args)).documents():
         if args.json:
             keys = ("id", "source", "title", "lang", "chunks", "indexed", "date", "date_source", "url", "author")
             print(json.dumps({k: d[k] for k in keys}, ensure_ascii=False))
@@ -159,7 +169,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
         print("rag: an empty NAME matches nothing: name a file, folder, id or title (see: rag index list)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    store = Store(cfg.index_dir)
+    store = open_store(cfg)
     try:
         matched = store.resolve_docs(args.names)
         sources = {d["id"]: d["source"] for d in store.documents()} if len(matched) > CONFIRM_OVER else {}
@@ -188,25 +198,50 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """``rag index verify``."""
     cfg = config_of(args)
-    problems = verify(cfg.index_dir, cfg)
+    problems = _verify(cfg)
     if args.json:
         print(json.dumps({"ok": not problems, "problems": [p._asdict() for p in problems]}, ensure_ascii=False))
     elif problems:
         for p in problems:
             print(f"{p.part}: {p.message}")
-        print(f"rag: {cfg.index_dir}/ is damaged; repair with: rag index repair --index {cfg.index_dir}", file=sys.stderr)
+        where = _shown(cfg.index_dir)
+        print(f"rag: {where} is damaged; repair with: rag index repair --index {where}", file=sys.stderr)
     else:
-        print(f"{cfg.index_dir}/: ok")
+        print(f"{_shown(cfg.index_dir)}: ok")
     return EXIT_FAILED if problems else EXIT_OK
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
     """``rag index repair``."""
     cfg = config_of(args)
-    report = repair(cfg.index_dir, cfg, args.paths)
-    print(f"repaired: {len(report.updated) + len(report.added)} documents re-indexed, "
-          f"{report.encoded} chunks encoded, {report.cached} from cache")
-    left = verify(cfg.index_dir, cfg)
+    if is_database_url(cfg.index_dir):
+        open_store(cfg).repair()
+        print("repaired: term frequencies and totals recounted from the postings")
+    else:
+        report = repair(cfg.index_dir, cfg, args.paths)
+        print(f"repaired: {len(report.updated) + len(report.added)} documents re-indexed, "
+              f"{report.encoded} chunks encoded, {report.cached} from cache")
+    left = _verify(cfg)
     for p in left:
         print(f"still wrong: {p.part}: {p.message}", file=sys.stderr)
     return EXIT_FAILED if left else EXIT_OK
+
+
+def _shown(index: str) -> str:
+    """An index as messages name it: a folder with its slash, a database without its password."""
+    return public_url(index) if is_database_url(index) else f"{index}/"
+
+
+def _verify(cfg) -> list[Problem]:
+    """The problems of the configured index, a folder or a database."""
+    if is_database_url(cfg.index_dir):
+        return [Problem(*p) for p in open_store(cfg).verify()]
+    return verify(cfg.index_dir, cfg)
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    """``rag index copy``."""
+    report = copy_index(args.source, args.target, config_of(args), wait=args.wait)
+    print(f"copied: {report.documents} documents, {report.chunks} chunks, {report.vectors} cached vectors "
+          f"in {report.seconds:.1f} s (nothing encoded)")
+    return EXIT_OK

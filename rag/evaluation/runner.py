@@ -179,8 +179,10 @@ def summarize(qa: QASet, results: list[QuestionResult], run: EvalRun, config: Co
 
 # -- the corpus of a run ---------------------------------------------------------------------
 def docs_index(paths: Sequence[str], config: Config, progress: bool = True,
-               folder: Path | None = None) -> tuple[Path, bool, BuildReport]:
+               folder: Path | str | None = None) -> tuple[Path | str, bool, BuildReport]:
     """Bring the index of ``paths`` up to date and return (its folder, whether it existed, the build's report).
+
+    ``folder`` may be a ``postgresql://`` address: the documents are indexed in that database.
 
     Without ``folder``, the index lives in the cache (``config.cache_path``), in a folder named by
     the paths and the model, chunking and index format, so a run on the same corpus encodes only
@@ -193,7 +195,8 @@ def docs_index(paths: Sequence[str], config: Config, progress: bool = True,
         folder = config.cache_path / "eval-index" / hashlib.sha256(key.encode()).hexdigest()[:16]
     reused = index_exists(folder)
     report = Indexer(config).build(paths, index_dir=folder, wait=600, progress=progress)
-    (folder / "eval-paths.json").write_text(json.dumps({"paths": resolved}, indent=1), encoding="utf-8")
+    if isinstance(folder, Path):  # a folder (not a database): what it was built from, beside it
+        (folder / "eval-paths.json").write_text(json.dumps({"paths": resolved}, indent=1), encoding="utf-8")
     return folder, reused, report
 
 

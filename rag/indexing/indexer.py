@@ -14,7 +14,7 @@ import os
 import signal
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -43,6 +43,8 @@ from ..search import term_table
 from ..search.lexical import LexicalIndex
 from ..search.vectors import VectorIndex
 from ..store import layout
+from ..store.base import DocumentChange, StoredChunk, is_database_url
+from ..store.factory import open_store
 from ..store.layout import FORMAT_VERSION, BuildSettings, Manifest
 from ..store.sqlite import ChunkRow, Commit, Store
 from ..text.analysis import index_terms
@@ -68,6 +70,14 @@ def embed_text(title: str, chunk_text: str) -> str:
     return f"{title}\n{chunk_text}" if title else chunk_text
 
 
+def _committing(changes: Sequence[DocumentChange]):
+    """The changes, one at a time; ``RAG_CRASH_AT=document-committed`` dies once the first is committed."""
+    for i, change in enumerate(changes):
+        if i:
+            crash_point("document-committed")
+        yield change
+
+
 @contextmanager
 def disk_full_said(folder: Path) -> Iterator[None]:
     """Turn a full disk, whichever layer finds it (SQLite, FAISS, numpy, a write), into :class:`DiskFull`.
@@ -85,6 +95,11 @@ def disk_full_said(folder: Path) -> Iterator[None]:
         _drop_uncommitted(folder)
         raise DiskFull(f"disk full while updating {folder}/ ({layout.short(exc)}): nothing was changed, the index is "
                        f"at its previous state; free some space and run it again", where=str(folder)) from None
+
+
+def disk_guard(location: str | os.PathLike):
+    """:func:`disk_full_said` for an index folder; nothing for a database (its server says when it is full)."""
+    return nullcontext() if is_database_url(location) else disk_full_said(Path(location))
 
 
 def _drop_uncommitted(folder: Path) -> None:
@@ -230,7 +245,7 @@ class Indexer:
         """Stamps of the files and validators of the pages indexed so far (none for a missing or damaged
         index: the build says what)."""
         try:
-            store = Store(index_dir or self.config.index_dir)
+            store = open_store(index_dir or self.config.index_dir)
         except IndexProblem:
             return {}, {}
         try:
@@ -241,9 +256,9 @@ class Indexer:
 
     def _run(self, index_dir, wait: float, t0: float, loaded: LoadResult, roots: Sequence[Path], rebuild: bool,
              prune: bool, progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        folder = Path(index_dir or self.config.index_dir)
-        with disk_full_said(folder):
-            store = Store(folder, create=True)
+        location = index_dir or self.config.index_dir
+        with disk_guard(location):
+            store = open_store(location, create=True)
             with store.build_lock(wait):
                 report = self._build_locked(store, loaded, roots, rebuild, prune, progress, on_progress)
         report.seconds = time.perf_counter() - t0
@@ -261,8 +276,8 @@ class Indexer:
         if blank or not names:
             raise BadInput("an empty document name matches nothing: name a file, folder, id or title "
                            "(rag index list shows them)")
-        store = Store(index_dir or self.config.index_dir)
-        with disk_full_said(store.folder), store.build_lock(wait):
+        store = open_store(index_dir or self.config.index_dir)
+        with disk_guard(store.folder), store.build_lock(wait):
             doc_ids = store.resolve_docs(names)
             report = BuildReport()
             manifest = self._check_manifest(store, rebuild=False)
@@ -372,7 +387,10 @@ class Indexer:
 
     def _search_files_sound(self, store: Store, manifest: Manifest | None) -> bool:
         """Whether the committed generation's search files are there and as written (else they are
-        rebuilt from the stored chunks and the cache). An index made before checksums is tried by loading."""
+        rebuilt from the stored chunks and the cache). An index made before checksums is tried by loading;
+        a database keeps its search indexes with its rows."""
+        if not store.local:
+            return True
         if not layout.has_search_files(store.folder, manifest):
             return False
         if manifest.files():
@@ -524,7 +542,10 @@ class Indexer:
                 rebuild: bool = False, gen_ok: bool = True, stamps: dict[str, FileStamp] | None = None,
                 drop_cache: str | None = None, pages: dict[str, Validators] | None = None) -> None:
         """Write the next generation's search files, then switch to it in one transaction (which also
-        drops the cached vectors of ``drop_cache``, a cache key that will never be read again)."""
+        drops the cached vectors of ``drop_cache``, a cache key that will never be read again); a database
+        commits each document's change in its own transaction instead (:meth:`_apply`)."""
+        if not store.local:
+            return self._apply(store, manifest, new_docs, gone, items, vectors, rebuild, stamps, drop_cache, pages)
         dim = self._dim(manifest)
         gen = layout.next_generation(store.folder, manifest)
         gone_rows = store.rowids_of_docs([d["id"] for d in gone])
@@ -559,6 +580,27 @@ class Indexer:
                      inside=lambda: crash_point("in-transaction"))
         crash_point("committed")
         layout.remove_stale_generations(store.folder, {gen, gen - 1})
+
+    def _apply(self, store, manifest: Manifest | None, new_docs: Sequence[Document], gone: Sequence[dict], items,
+               vectors: dict[str, np.ndarray], rebuild: bool, stamps: dict[str, FileStamp] | None,
+               drop_cache: str | None, pages: dict[str, Validators] | None) -> None:
+        """Hand a store that writes per document (PostgreSQL) one change per document, then the manifest."""
+        chunks: dict[str, list[StoredChunk]] = {}
+        for doc, c, text, h in items:
+            chunks.setdefault(doc.id, []).append(StoredChunk(None, c.id, c.ordinal, c.start, c.end, c.text, h,
+                                                             index_terms(text, doc.lang), vectors[h]))
+        replaced = {d["key"]: d["id"] for d in gone}
+        changes = [DocumentChange(replaced.pop(doc.key, None), doc, chunks.get(doc.id, ())) for doc in new_docs]
+        changes += [DocumentChange(doc_id, None) for doc_id in replaced.values()]
+        recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
+        cfg = self.config
+        new_manifest = Manifest(FORMAT_VERSION, self.model, self._dim(manifest), cfg.chunk_tokens, cfg.chunk_overlap,
+                                cfg.title_tokens, (manifest.generation if manifest else 0) + 1, layout.now_iso(),
+                                self.encoder.value, recipe)
+        store.apply(_committing(changes), new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
+                    page_reader=self.page_reader, forget_keys=[d["key"] for d in gone], forget_all=rebuild,
+                    drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"))
+        crash_point("committed")
 
     def _previous(self, store: Store, manifest: Manifest | None, dim: int, rebuild: bool,
                   gen_ok: bool) -> tuple[VectorIndex, list, term_table.TermTable | None]:

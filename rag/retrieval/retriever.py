@@ -1,11 +1,12 @@
 """The retriever: an index's BM25 and dense candidates for a question, fused into passages.
 
-It follows the index: a build that commits a new generation is picked up at the next search.
+The index is a folder or a PostgreSQL database (:func:`rag.store.factory.open_store`); each gives its BM25 and
+dense (ids, scores), fused, collapsed and turned into hits here, the same for both. It follows
+the index: a build that commits is picked up at the next search.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -15,23 +16,27 @@ import numpy as np
 
 from ..config import Config
 from ..dates import day_range
-from ..embedding import Embedder, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
-from ..errors import IndexCorrupt, Remedy
+from ..embedding import Embedder, canonical_model_name, get_embedder
 from ..schema import Hit
-from ..search.lexical import LexicalIndex
 from ..search.stats import TermStats
-from ..search.vectors import VectorIndex
-from ..store import layout
+from ..store.base import IndexStore, SearchBackend
+from ..store.factory import open_store
 from ..store.layout import Manifest
-from ..store.sqlite import Store
 from ..text.normalize import detect_language
 from .fusion import Mode, collapse, fuse
+from .local_search import LocalSearch
+from .pg_search import PgSearch
 
-log = logging.getLogger(__name__)
+
+def open_search(store: IndexStore, config: Config, model: str) -> SearchBackend:
+    """The search side of ``store`` (a folder's or a database's) for questions encoded by ``model``."""
+    if store.local:
+        return LocalSearch(store, model)
+    return PgSearch(store, config, model)
 
 
 class Retriever:
-    """Searches an index folder; reloads by itself when a build commits a new generation.
+    """Searches an index (a folder or a ``postgresql://`` database); follows the builds that commit.
 
     Parameters
     ----------
@@ -45,15 +50,27 @@ class Retriever:
 
     def __init__(self, config: Config, index_dir: str | os.PathLike | None = None, embedder: Embedder | None = None):
         self.config = config
-        self.store = Store(index_dir or config.index_dir)
+        self.store = open_store(index_dir or config.index_dir)
+        self.index = open_search(self.store, config, canonical_model_name(config.model))
         self._embedder = embedder
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
-        self.manifest: Manifest | None = None
-        self.vectors: VectorIndex | None = None
-        self.lexical: LexicalIndex | None = None
-        self._stats: TermStats | None = None
         self.refresh()
+
+    @property
+    def manifest(self) -> Manifest | None:
+        """The manifest of the index as last refreshed."""
+        return self.index.manifest
+
+    @property
+    def vectors(self):
+        """The local index's vectors (:class:`rag.search.vectors.VectorIndex`; a folder index only)."""
+        return self.index.vectors
+
+    @property
+    def lexical(self):
+        """The local index's BM25 (:class:`rag.search.lexical.LexicalIndex`; a folder index only)."""
+        return self.index.lexical
 
     @property
     def embedder(self) -> Embedder:
@@ -66,7 +83,8 @@ class Retriever:
         return self._embedder
 
     def refresh(self) -> bool:
-        """Load the current generation if it changed; True when something was (re)loaded.
+        """Follow the index: load the current generation of a folder if it changed, read a database's
+        manifest; True when a build committed since.
 
         Raises
         ------
@@ -74,32 +92,11 @@ class Retriever:
             No committed build, damaged search files (their checksums are checked), another format
             or another model.
         """
-        manifest = self.store.manifest()
-        if manifest is not None and self.manifest is not None and manifest.generation == self.manifest.generation:
-            return False
-        where = str(self.store.folder)
-        manifest = layout.check_readable(manifest, canonical_model_name(self.config.model), where)
-        layout.check_sound(self.store.folder, manifest)  # the checksums written at commit
-        vectors = layout.load_vectors(self.store.folder, manifest)
-        lexical = layout.load_lexical(self.store.folder, manifest)
-        damage = lexical.problems()
-        if damage:
-            raise IndexCorrupt(f"{where}/ BM25 files are damaged: {damage[0]}", Remedy.REPAIR, where)
-        if stale_recipe(manifest.encoder, manifest.encoder_recipe):
-            log.warning("%s/: its vectors were made by an earlier %s export (recipe %d); questions are encoded by "
-                        "recipe %d, a little less accurately against them; the index's next build encodes them again",
-                        where, manifest.encoder, manifest.encoder_recipe, encoder_recipe(manifest.encoder))
-        with self._lock:
-            self.manifest, self.vectors, self.lexical = manifest, vectors, lexical
-            self._stats = None
-        return True
+        return self.index.refresh()
 
     def term_stats(self) -> TermStats:
         """Term statistics of the current generation (computed once per generation)."""
-        with self._lock:
-            if self._stats is None:
-                self._stats = self.lexical.term_stats() if self.lexical is not None else TermStats({}, 1)
-            return self._stats
+        return self.index.term_stats()
 
     def search(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
                mode: Mode | str = Mode.HYBRID, lang: str | None = None, since: str | None = None,
@@ -138,20 +135,14 @@ class Retriever:
         mode = Mode(mode)
         question = question[:2000]
         lang = lang or detect_language(question, self.config.default_lang)
-        with self._lock:
-            vectors, lexical = self.vectors, self.lexical
-        allowed = self.store.rowids_of_docs(self.store.resolve_docs(docs)) if docs else None
-        if since or until:
-            dated = self.store.rowids_dated(since, until)
-            allowed = dated if allowed is None else np.intersect1d(allowed, dated)
+        allowed = self.index.restrict(self.store.resolve_docs(docs) if docs else None, since, until)
         n = max(self.config.candidates, 4 * k)
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         lex = dense = empty
         if mode is not Mode.DENSE:
-            mask = None if allowed is None else np.isin(lexical.ids, allowed).astype(np.float32)
-            lex = lexical.search(question, n, mask, lang, self.config.doc_weight)
+            lex = self.index.lexical_search(question, n, allowed, lang, self.config.doc_weight)
         if mode is not Mode.BM25 and question.strip():
-            dense = vectors.search(self.query_vector(question), n, allowed)
+            dense = self.index.dense_search(self.query_vector(question), n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
         fused = fuse(lex, dense, weight)
         hits = self._hits(fused[: 3 * k + 10])

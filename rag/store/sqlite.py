@@ -37,6 +37,7 @@ from ..search.lexical import LexicalIndex
 from ..search.term_table import TermTable
 from ..text.normalize import text_hash
 from . import layout
+from .base import DocumentChange, date_condition, export_chunks
 from .layout import DB_NAME, LOCK_NAME, Manifest
 
 SCHEMA = """
@@ -165,6 +166,8 @@ class Store:
     create : bool
         Create the folder and tables if missing; otherwise raise :class:`IndexMissing`.
     """
+
+    local = True  # an index folder (rag.store.base.IndexStore)
 
     def __init__(self, folder: str | os.PathLike, create: bool = False):
         self.folder = Path(folder)
@@ -307,6 +310,10 @@ class Store:
             raise IndexCorrupt(f"{self.folder}/ has no committed build yet", Remedy.BUILD, str(self.folder))
         return self.gen_dir(manifest.generation)
 
+    def has_search_files(self, manifest: Manifest | None) -> bool:
+        """True when the manifest's generation folder is there."""
+        return layout.has_search_files(self.folder, manifest)
+
     # -- reads ------------------------------------------------------------------------------
     def documents(self) -> list[dict]:
         """All documents (without their text), ordered by source."""
@@ -414,14 +421,8 @@ class Store:
     def rowids_dated(self, since: str | None, until: str | None) -> np.ndarray:
         """Chunk rowids of the documents dated from ``since`` to ``until`` (ISO days, both included;
         None: open). A document without a date is in no range."""
-        sql = "SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.date != ''"
-        args = []
-        if since:
-            sql += " AND d.date >= ?"
-            args.append(since)
-        if until:
-            sql += " AND d.date <= ?"
-            args.append(until)
+        dated, args = date_condition(since, until, "d.date")
+        sql = "SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE true" + dated
         return np.array([r[0] for r in self.db.execute(sql, args)], dtype=np.int64)
 
     def resolve_docs(self, names: Iterable[str]) -> list[str]:
@@ -614,6 +615,34 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO embedding_cache(model, hash, vector) VALUES (?,?,?)",
                            [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items])
+
+    def cache_items(self, model: str) -> Iterator[tuple[str, np.ndarray]]:
+        """Every (text hash, vector) cached under ``model``."""
+        for h, blob in self.db.execute("SELECT hash, vector FROM embedding_cache WHERE model=?", (model,)):
+            yield h, np.frombuffer(blob, dtype=np.float32)
+
+    # -- export -----------------------------------------------------------------------------
+    def export(self, cache_key: str, dim: int) -> Iterator[DocumentChange]:
+        """Every document with its chunks (rowids, terms) and their cached vectors (:mod:`rag.indexing.copy`).
+
+        Raises
+        ------
+        IndexCorrupt
+            When a chunk's vector is not in the cache (repair the index first).
+        """
+        for row in self.db.execute(f"SELECT {document_columns(self.db)} FROM documents ORDER BY rowid").fetchall():
+            doc = stored_document(*row)
+            rows = self.db.execute('SELECT rowid, id, ordinal, start, "end", text, hash, terms FROM chunks '
+                                   "WHERE doc_id=? ORDER BY ordinal", (doc.id,)).fetchall()
+            vectors = self.cached_vectors(cache_key, [r[6] for r in rows], dim)
+            if len(vectors) < len({r[6] for r in rows}):
+                raise IndexCorrupt(f"{self.folder}/: vectors of {doc.source} are not in the cache {cache_key}",
+                                   Remedy.REPAIR, str(self.folder))
+            yield DocumentChange(None, doc, list(export_chunks(rows, vectors)))
+
+    def file_records(self) -> list[tuple]:
+        """Every file stamp: (path, size, mtime_ns, ctime_ns, inode, reader)."""
+        return self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, reader FROM files").fetchall()
 
     # -- lock -------------------------------------------------------------------------------
     @contextmanager

@@ -9,8 +9,8 @@ Session-scoped servers, started on first use and stopped at the end of the sessi
 As root they all run in one private network namespace (:mod:`tests.servers.netns`), so that
 Ray's servers, which listen on every interface, are reachable from it alone, and the Ray nodes
 reach PostgreSQL on 127.0.0.1. A test reaches them through the function-scoped fixtures
-``pg_dsn``, ``pg_replica_dsn`` and ``ray_cluster``, which run the test in that namespace (with
-every process it starts); ``servers_network`` does that alone. Not root: PostgreSQL runs
+``pg_dsn``, ``pg_database`` (a fresh database), ``pg_replica_dsn`` and ``ray_cluster``, which run
+the test in that namespace (with every process it starts); ``servers_network`` does that alone. Not root: PostgreSQL runs
 without a namespace (it listens on 127.0.0.1 only) and the Ray fixtures skip.
 
 Each fixture skips, saying what to install, when its package is missing; the start times are
@@ -19,6 +19,7 @@ printed at the end of the run.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 import time
@@ -32,6 +33,7 @@ from . import ServerUnavailable, netns, postgres
 from . import ray_cluster as rayc
 
 DATABASE = "rag_test"
+_DATABASES = itertools.count()  # numbers of the databases made by pg_database
 STARTS: dict[str, float] = {}  # seconds each server took to start, shown at the end of the run
 
 
@@ -110,6 +112,12 @@ def pg_replica(pg_primary, server_namespace) -> Iterator[postgres.PgServer]:
 def pg_dsn(pg_primary, servers_network) -> str:
     """DSN of the primary's ``rag_test`` database; the test runs in the servers' network."""
     return pg_primary.dsn(DATABASE)
+
+
+@pytest.fixture
+def pg_database(pg_primary, servers_network) -> str:
+    """DSN of a new, empty database (with ``vector``) on the primary, this test's own."""
+    return postgres.create_database(pg_primary, f"rag_{next(_DATABASES)}_{int(time.time() * 1000) % 10**9}")
 
 
 @pytest.fixture
