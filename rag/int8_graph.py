@@ -13,13 +13,20 @@ Every ``MatMul`` whose second input is a constant 2-D weight ``W`` (K x N) becom
     a2    = Reshape(A, [-1, K])                      # one row per token
     scale = max(|a2|, axis=1) / 127                  # one scale per token
     aq    = QuantizeLinear(a2, scale, 128, axis=0)   # uint8, zero point 128: symmetric
-    y     = DequantizeLinear(MatMulInteger(aq, Wq, 128), scale, axis=0) * w_scale
+    y     = DequantizeLinear(MatMulInteger(aq, Wq, 128, 128), scale, axis=0) * w_scale
     out   = Reshape(y, A.shape[:-1] + [N])
 
-with ``Wq`` the int8 weights and ``w_scale`` one scale per output column. Products that share
-an input (a layer's query, key and value projections) share its quantisation. uint8 times
-int8 is the product CPUs run fastest (VNNI ``vpdpbusd``); int8 times int8 runs far slower in
-onnxruntime. Word-embedding tables are stored as int8 rows with one scale each.
+with ``Wq`` the symmetric int8 weights stored as uint8 around 128 (``wq + 128``, zero point
+128) and ``w_scale`` one scale per output column. Products that share an input (a layer's query,
+key and value projections) share its quantisation. Word-embedding tables are stored as int8 rows
+with one scale each.
+
+Why uint8 weights: with int8 weights (uint8 x int8), onnxruntime's AVX2 kernel on CPUs without
+VNNI multiplies with ``vpmaddubsw``, which adds pairs of products into int16 and saturates
+(two products of 255 x 127 overflow 32767), so some outputs come out wrong. uint8 x uint8 is
+computed exactly on every CPU (widened to int16 before multiplying, or by VNNI where present):
+the vectors of all-MiniLM-L6-v2 measured at a mean cosine of 0.9969 (minimum 0.9941) from
+torch's, where uint8 x int8 gave 0.9955 (0.9880) on an AVX2 machine.
 
 These are plain ONNX operators, no pickle and no custom kernels.
 """
@@ -30,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-ZERO_POINT = 128  # uint8 activations centred on 128: symmetric int8 values, run as uint8 x int8
+ZERO_POINT = 128  # uint8 activations and weights centred on 128: symmetric int8 values, run as uint8 x uint8
 
 
 class Rewritten(NamedTuple):
@@ -134,7 +141,8 @@ class _Graph:
         p = f"q_mm{index}_"
         self.used.add(node.input[1])
         a = self.per_token(node.input[0], k)
-        yi = self.node("MatMulInteger", [a + "aq", self.const(p + "wq", wq), "q_zp"], p + "yi")
+        wu = (wq.astype(np.int16) + ZERO_POINT).astype(np.uint8)  # uint8 x uint8: exact on every CPU (module doc)
+        yi = self.node("MatMulInteger", [a + "aq", self.const(p + "wq", wu), "q_zp", "q_zp"], p + "yi")
         y = self.node("DequantizeLinear", [yi, a + "scale"], p + "y", axis=0)
         y = self.node("Mul", [y, self.const(p + "ws", ws)], p + "yw")
         shape = self.node("Concat", [a + "shape", self.const(f"q_n{n}", np.array([n], np.int64))], p + "oshape", axis=0)

@@ -13,7 +13,9 @@ sentence-transformers configuration.
 Scales matter. With one scale per weight matrix the vectors of this model drift to a cosine of
 about 0.90 from the originals; per output channel, with one activation scale per batch
 (onnxruntime's ``quantize_dynamic``, :data:`RECIPE` 1), to 0.991; per channel and per token
-(recipe 2) they stay at 0.997, at a cost of 4-12 % in speed (README, "Performance").
+(recipe 2) they stay at 0.997, at a cost of 4-12 % in speed (README, "Performance"). Recipe 3
+stores the int8 weights as uint8 around 128, which onnxruntime multiplies exactly on CPUs
+without VNNI too (see :mod:`rag.int8_graph`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from .embedding import (
 )
 
 log = logging.getLogger(__name__)
-RECIPE = 2  # bump when the export changes: older exports are made again, indexes re-encoded
+RECIPE = 3  # bump when the export changes: older exports are made again, indexes re-encoded
 POOLING = ("mean", "cls", "max")
 BATCH_TOKENS = 1024  # padded tokens per int8 batch: 4 chunks of 256 tokens, 32 questions of 30
 INSTALL_HINT = "install it with: pip install 'rag[onnx]' (or set RAG_ENCODER=torch)"

@@ -97,3 +97,21 @@ def test_a_weight_another_node_reads_is_kept_and_old_opsets_are_refused():
     old, *_ = _graph(np.random.default_rng(2), opset=13)
     with pytest.raises(ValueError, match="opset 15 or newer.*13"):
         quantize(old)
+
+
+def test_products_near_the_int16_limit_are_exact_on_every_cpu():
+    """Full-scale activations times full-scale weights: the pairs of products that overflow int16 in
+    onnxruntime's uint8 x int8 AVX2 kernel (CPUs without VNNI) come out right."""
+    ones = np.ones((K, N), dtype=np.float32)
+    ones[:, 1::2] = -1.0
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["t", K])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["t", N])], [numpy_helper.from_array(ones, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    quantize(model)
+    x = np.stack([np.ones(K), -np.ones(K), np.linspace(-1, 1, K)]).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x})[0]
+    assert np.allclose(y, x @ ones, atol=0.02 * K / 127 + 1e-4)
