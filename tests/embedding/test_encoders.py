@@ -8,7 +8,7 @@ from rag.config import ConfigError, load_config
 from rag.embedding import DEFAULT_MODEL, Encoder, cache_key, get_embedder
 from rag.errors import IndexMismatch, Remedy
 from rag.indexing import Indexer
-from rag.onnx_encoder import RECIPE
+from rag.embedding.onnx import RECIPE
 from rag.store import Store
 
 FRENCH = [
@@ -43,7 +43,7 @@ def test_int8_export_is_made_offline_into_the_cache_folder_and_reused(int8, int8
     assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.onnx", "tokenizer.json"]
     assert not list(int8_cache.glob("encoders/*.tmp-*"))
     stamp = (folder / "model.onnx").stat().st_mtime_ns
-    from rag.onnx_encoder import OnnxEmbedder
+    from rag.embedding.onnx import OnnxEmbedder
 
     again = OnnxEmbedder(DEFAULT_MODEL, cache_dir=int8_cache)
     assert (folder / "model.onnx").stat().st_mtime_ns == stamp
@@ -192,7 +192,7 @@ def test_an_index_of_an_earlier_int8_recipe_is_encoded_again_once(tmp_path, corp
 def test_exports_abandoned_by_dead_processes_are_removed(tmp_path):
     import os
 
-    from rag.onnx_encoder import _remove_abandoned, export_dir
+    from rag.embedding.onnx import _remove_abandoned, export_dir
 
     folder = export_dir(DEFAULT_MODEL, tmp_path)
     folder.parent.mkdir(parents=True)
@@ -207,7 +207,7 @@ def test_exports_abandoned_by_dead_processes_are_removed(tmp_path):
 def test_exports_of_earlier_recipes_of_the_same_model_files_are_removed(tmp_path):
     import json
 
-    from rag.onnx_encoder import remove_older_recipes
+    from rag.embedding.onnx import remove_older_recipes
 
     def export(name, **meta):
         folder = tmp_path / f"{name}-onnx-int8"
