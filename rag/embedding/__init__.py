@@ -88,5 +88,5 @@ def get_embedder(model: str = DEFAULT_MODEL, batch_size: int = 32, encoder: Enco
 @lru_cache(maxsize=4)
 def _embedder(model: str, batch_size: int, encoder: Encoder, cache_dir: str) -> Embedder:
     if encoder is Encoder.TORCH:
-        return TorchEmbedder(model, batch_size)
+        return TorchEmbedder(model, batch_size, cache_dir=Path(cache_dir))
     return OnnxEmbedder(model, batch_size, cache_dir=Path(cache_dir))

@@ -52,7 +52,7 @@ class EncoderUnavailable(ValueError):
 def export_dir(model: str, cache_dir: Path) -> Path:
     """The folder of the int8 export of ``model`` under ``cache_dir``."""
     name = canonical_model_name(model)
-    source = resolve_model(model)
+    source = resolve_model(model, cache_dir)
     digest = hashlib.sha256(f"{name}\n{source}\n{RECIPE}".encode("utf-8")).hexdigest()[:12]
     slug = "".join(c if c.isalnum() or c in "-." else "-" for c in name.rsplit("/", 1)[-1])
     return cache_dir / "encoders" / f"{slug}-{digest}-onnx-int8"
@@ -85,7 +85,7 @@ def _pipeline_of(st) -> dict:
             "lowercase": bool(getattr(modules[0], "do_lower_case", False))}
 
 
-def export_int8(model: str, folder: Path) -> Path:
+def export_int8(model: str, folder: Path, source: str | None = None) -> Path:
     """Export ``model`` to ONNX, fuse and quantise it to int8, and write ``folder`` atomically.
 
     Parameters
@@ -94,6 +94,8 @@ def export_int8(model: str, folder: Path) -> Path:
         A sentence-transformers model name or path, loaded offline.
     folder : Path
         Destination (see :func:`export_dir`); replaced only once complete.
+    source : str, optional
+        The folder or name ``model`` resolves to (default :func:`resolve_model` of it).
 
     Returns
     -------
@@ -106,7 +108,7 @@ def export_int8(model: str, folder: Path) -> Path:
     from sentence_transformers import SentenceTransformer
 
     quiet_transformers()
-    source = resolve_model(model)
+    source = source or resolve_model(model, folder.parent.parent)
     st = SentenceTransformer(source, device="cpu")
     meta = _pipeline_of(st)
     tokenizer = st.tokenizer
@@ -268,10 +270,11 @@ class OnnxEmbedder(Embedder):
 
         self.name = canonical_model_name(model)
         self.batch_size = batch_size
-        self.folder = export_dir(model, cache_dir or default_cache_dir())
+        cache_dir = cache_dir or default_cache_dir()
+        self.folder = export_dir(model, cache_dir)
         if not (self.folder / "meta.json").is_file():
             log.info("exporting %s to ONNX int8 in %s (once)", self.name, self.folder)
-            export_int8(model, self.folder)
+            export_int8(model, self.folder, resolve_model(model, cache_dir))
         try:
             self.meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
             self._counter = Tokenizer.from_file(str(self.folder / "tokenizer.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,19 +22,21 @@ class TorchEmbedder(Embedder):
         Model name or path (see :func:`rag.embedding.models.resolve_model`).
     batch_size : int
         Encoding batch size.
+    cache_dir : path-like, optional
+        Where a bundled model is converted when it needs to be (multilingual-e5-small).
     """
 
     encoder = Encoder.TORCH
     recipe = 0
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32):
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, cache_dir: str | Path | None = None):
         from sentence_transformers import SentenceTransformer  # heavy: loaded when a torch encoder is made
 
         super().__init__()
         quiet_transformers()
         self.name = canonical_model_name(model)
         self.batch_size = batch_size
-        self.model = SentenceTransformer(resolve_model(model), device="cpu")
+        self.model = SentenceTransformer(resolve_model(model, cache_dir), device="cpu")
         self.max_tokens = int(self.model.max_seq_length)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
