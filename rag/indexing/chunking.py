@@ -107,6 +107,8 @@ class Chunker:
         start = text.rfind(part, lo, hi + len(part))
         if start < 0:
             start = text.find(part, lo)
+        if start < 0:  # repetitive text whose pieces overlapped more than placed so far: the last fit before
+            start = text.rfind(part, 0, hi + len(part))
         if start < 0:
             raise AssertionError(f"chunk not found in {doc.source}: {part[:60]!r}")
         return start

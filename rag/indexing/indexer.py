@@ -8,6 +8,7 @@ only text never seen is encoded. ``rebuild`` reads every file.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..embedding import (
+    PASSAGE,
     Embedder,
     Encoder,
     cache_key,
@@ -76,8 +78,10 @@ class Indexer:
 
     Notes
     -----
-    An index keeps the encoder (``onnx-int8`` or ``torch``) it was first built with; the
-    configured ``encoder`` applies to new indexes and to ``rebuild``. Setting it explicitly
+    An index keeps the model, chunking and encoder (``onnx-int8`` or ``torch``) it was first
+    built with, and the model's prompts (recorded in its manifest); the configured ones apply to
+    new indexes and to ``rebuild``, which commits in one transaction (the old index answers
+    until then). A model or chunking setting given explicitly and unlike the index's is an error. Setting it explicitly
     (``RAG_ENCODER``, ``rag.toml``) to another encoder than the index's is an error. An index
     whose vectors an earlier int8 export made (:func:`rag.embedding.encoder_recipe`) has all of
     its documents encoded again, from their stored text, by its next build: vectors of two
@@ -87,7 +91,7 @@ class Indexer:
     def __init__(self, config: Config, embedder: Embedder | None = None):
         self.config = config
         self._embedder = embedder
-        self.model = canonical_model_name(config.model)
+        self.model = embedder.name if embedder is not None else canonical_model_name(config.model)
         self.encoder = Encoder(embedder.encoder if embedder is not None else config.encoder)
 
     @property
@@ -99,7 +103,7 @@ class Indexer:
     def embedder(self) -> Embedder:
         """The model, loaded on first use (an unchanged rebuild never loads it)."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.config.model, self.config.batch_size, self.encoder,
+            self._embedder = get_embedder(self.model, self.config.batch_size, self.encoder,
                                           self.config.cache_dir or None)
         return self._embedder
 
@@ -229,9 +233,22 @@ class Indexer:
         manifest = store.manifest()
         if manifest is None:
             return manifest
+        self._follow_settings(manifest)
         layout.check_updatable(manifest, self.settings, str(store.folder))
         self._follow_encoder(store, manifest)
         return manifest
+
+    def _follow_settings(self, manifest: Manifest) -> None:
+        """Use the index's model and chunking, unless the configuration gives them explicitly."""
+        chosen = set(self.config.sources) | ({"model"} if self._embedder is not None else set())
+        followed = layout.follow_index(manifest, self.settings, chosen)
+        if followed.model != self.model:
+            self.model = followed.model
+            self._embedder = None
+        sources = self.config.sources
+        self.config = dataclasses.replace(self.config, chunk_tokens=followed.chunk_tokens,
+                                          chunk_overlap=followed.chunk_overlap, title_tokens=followed.title_tokens)
+        self.config.sources = dict(sources)
 
     def _follow_encoder(self, store: Store, manifest: Manifest) -> None:
         """Use the index's encoder, unless the configuration explicitly asks for another one."""
@@ -272,6 +289,8 @@ class Indexer:
             self._encode_again(store, existing, changes, report, manifest)
         gen_ok = layout.has_search_files(store.folder, manifest)
         if report.changed or not gen_ok or rebuild:
+            if manifest is not None and not rebuild and changes.new_docs:  # new vectors beside the index's
+                layout.check_prompts(manifest, self.embedder.prompts, self.model, str(store.folder))
             chunks, vectors = self._embed(store, changes.new_docs, report, progress, on_progress)
             self._commit(store, manifest if not rebuild else None, changes.new_docs, changes.gone,
                          chunks, vectors, report, rebuild=rebuild, gen_ok=gen_ok, stamps=loaded.stamps,
@@ -303,7 +322,7 @@ class Indexer:
         emb = self.embedder
         chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap,
                           spans=getattr(emb, "token_spans", None))
-        budget = self.config.chunk_tokens + self.config.title_tokens + 1
+        budget = self.config.chunk_tokens + self.config.title_tokens + 1 + emb.count_tokens(emb.prompt(PASSAGE))
         if budget > emb.max_tokens - 2:
             raise IndexMismatch(f"chunk_tokens + title_tokens = {budget} exceeds the model's limit "
                                 f"{emb.max_tokens - 2}; lower chunk_tokens")
@@ -330,7 +349,7 @@ class Indexer:
         bar = tqdm(total=len(todo), desc="encoding", unit="chunk", disable=not progress or not todo)
         for i in range(0, len(todo), ENCODE_STEP):
             step = todo[i:i + ENCODE_STEP]
-            vecs = emb.encode([texts[h] for h in step])
+            vecs = emb.encode([texts[h] for h in step], prompt=PASSAGE)
             store.cache_vectors(self.cache_key, zip(step, vecs))
             vectors.update(zip(step, vecs))
             crash_point("encoded")
@@ -373,8 +392,11 @@ class Indexer:
         # the vectors' recipe: the current one once anything was encoded, else the index's (a removal encodes nothing)
         recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
         cfg = self.config
+        prompts = self.embedder.prompts if items or manifest is None else {
+            "query": manifest.query_prompt, "passage": manifest.passage_prompt}
         new_manifest = Manifest(FORMAT_VERSION, self.model, dim, cfg.chunk_tokens, cfg.chunk_overlap,
-                                cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe)
+                                cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe,
+                                prompts.get("query", ""), prompts.get("passage", ""))
         store.commit(Commit(new_manifest, new_docs, rows, [d["id"] for d in gone], [d["key"] for d in gone],
                             stamps or {}, self.reader, rebuild, drop_cache, pages or {}, self.page_reader),
                      inside=lambda: crash_point("in-transaction"))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import Config
 from ..dates import day_range
-from ..embedding import Embedder, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
+from ..embedding import QUERY, Embedder, canonical_model_name, encoder_recipe, get_embedder, stale_recipe
 from ..schema import Hit
 from ..search.lexical import LexicalIndex
 from ..search.stats import TermStats
@@ -46,6 +46,7 @@ class Retriever:
         self.config = config
         self.store = Store(index_dir or config.index_dir)
         self._embedder = embedder
+        self._chosen = embedder.name if embedder is not None else None  # a given embedder names the model
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
         self.manifest: Manifest | None = None
@@ -58,11 +59,23 @@ class Retriever:
     def embedder(self) -> Embedder:
         """The query encoder: the index's model, run the way the index was built (torch or int8)."""
         encoder = self.manifest.encoder if self.manifest else None
-        if self._embedder is None or (encoder and self._embedder.encoder != encoder):
-            self._embedder = get_embedder(self.config.model, self.config.batch_size, encoder,
-                                          self.config.cache_dir or None)
+        model = self.model
+        if self._embedder is None or (encoder and self._embedder.encoder != encoder) or self._embedder.name != model:
+            embedder = get_embedder(model, self.config.batch_size, encoder, self.config.cache_dir or None)
+            if self.manifest is not None:
+                layout.check_prompts(self.manifest, embedder.prompts, model, str(self.store.folder))
+            self._embedder = embedder
             self._queries.clear()
         return self._embedder
+
+    @property
+    def model(self) -> str:
+        """The index's model; the configured one when it is given explicitly (then they must agree) or no index."""
+        if self._chosen:
+            return self._chosen
+        if self.manifest is not None and "model" not in self.config.sources:
+            return self.manifest.model
+        return canonical_model_name(self.config.model)
 
     def refresh(self) -> bool:
         """Load the current generation if it changed; True when something was (re)loaded.
@@ -76,7 +89,8 @@ class Retriever:
         if manifest is not None and self.manifest is not None and manifest.generation == self.manifest.generation:
             return False
         where = str(self.store.folder)
-        manifest = layout.check_readable(manifest, canonical_model_name(self.config.model), where)
+        asked = self._chosen or (canonical_model_name(self.config.model) if "model" in self.config.sources else None)
+        manifest = layout.check_readable(manifest, asked or (manifest.model if manifest else ""), where)
         vectors = layout.load_vectors(self.store.folder, manifest)
         lexical = layout.load_lexical(self.store.folder, manifest)
         if stale_recipe(manifest.encoder, manifest.encoder_recipe):
@@ -162,7 +176,7 @@ class Retriever:
             if vec is not None:
                 self._queries.move_to_end(question)
                 return vec
-        vec = self.embedder.encode([question])[0]
+        vec = self.embedder.encode([question], prompt=QUERY)[0]
         with self._lock:
             self._queries[question] = vec
             while len(self._queries) > 256:
