@@ -4,6 +4,9 @@ Usage (from the project root; builds, or brings up to date, the index ``rag eval
 
     python eval/fit_fusion.py ../shared/data/piaf-dev.json
     RAG_CHUNK_TOKENS=256 python eval/fit_fusion.py ../shared/data/piaf-dev.json   # another chunk length
+    python eval/fit_fusion.py ~/.cache/rag/crosslingual/piaf-dev-en.json          # English questions (after
+                                                                               # eval/crosslingual.py): the
+                                                                               # crosslingual_bm25_weight
 
 Every question is encoded once; BM25 and dense candidates are fused at each weight of
 :data:`WEIGHTS`, exactly as :meth:`rag.retrieval.Retriever.search` does. Prints MRR@10 and
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| bm25_weight | fit MRR@10 | fit hit@5 | check MRR@10 | check hit@5 |")
     print("| --- | --- | --- | --- | --- |")
     for weight in args.weights:
-        retriever.config = config.replace(bm25_weight=weight)
+        # both weights: chunks in the question's language use the first, the others the second
+        retriever.config = config.replace(bm25_weight=weight, crosslingual_bm25_weight=weight)
         ranks = []
         for half, gold, q in questions:
             hits = retriever.search(q, k=10)

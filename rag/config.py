@@ -73,6 +73,9 @@ class Config:
         Candidates taken from each retriever before fusion.
     bm25_weight : float
         Weight of the normalised BM25 score in the fusion (dense gets ``1 - bm25_weight``).
+    crosslingual_bm25_weight : float
+        The same weight for chunks in another language than the question's (an English question
+        about French articles), where words seldom match and the multilingual model carries the search.
     doc_weight : float
         Share of a chunk's BM25 score that comes from its whole document (the rest from the chunk).
     default_lang : str
@@ -127,6 +130,7 @@ class Config:
     top_k: int = 5
     candidates: int = 100
     bm25_weight: float = 0.5
+    crosslingual_bm25_weight: float = 0.3
     doc_weight: float = 0.3
     default_lang: str = "fr"
     abstain_threshold: float = 0.15
@@ -237,6 +241,8 @@ def _validate(cfg: Config) -> None:
         raise bad("chunk_overlap", "must be between 0 and chunk_tokens")
     if not 0.0 <= cfg.bm25_weight <= 1.0:
         raise bad("bm25_weight", "must be between 0 and 1")
+    if not 0.0 <= cfg.crosslingual_bm25_weight <= 1.0:
+        raise bad("crosslingual_bm25_weight", "must be between 0 and 1")
     if not 0.0 <= cfg.doc_weight <= 1.0:
         raise bad("doc_weight", "must be between 0 and 1")
     if cfg.top_k < 1:

@@ -44,7 +44,10 @@ def stale_recipe(encoder: str, recipe: int) -> bool:
 
 
 def cache_key(model: str, encoder: Encoder | str, recipe: int | None = None) -> str:
-    """The name vectors are cached under (:func:`rag.embedding.base.vector_key`); ``recipe`` defaults to the current one."""
+    """The name vectors are cached under (:func:`rag.embedding.base.vector_key`).
+
+    ``recipe`` defaults to the current one.
+    """
     return vector_key(canonical_model_name(model), encoder, encoder_recipe(encoder) if recipe is None else recipe)
 
 

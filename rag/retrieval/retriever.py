@@ -161,7 +161,10 @@ class Retriever:
         if mode is not Mode.BM25 and question.strip():
             dense = vectors.search(self.query_vector(question), n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
-        fused = fuse(lex, dense, weight)
+        foreign = None
+        if mode is Mode.HYBRID and self.config.crosslingual_bm25_weight != weight:
+            foreign = foreign_rows(lexical, np.union1d(lex[0], dense[0]), lang)
+        fused = fuse(lex, dense, weight, foreign, self.config.crosslingual_bm25_weight)
         hits = self._hits(fused[: 3 * k + 10])
         if hits is None:  # a build committed between our refresh and the row lookup
             if self.refresh():
@@ -197,3 +200,16 @@ class Retriever:
                            r["lang"], float(score), float(b), float(d), r["date"], r["date_source"], r["url"],
                            r["author"]))
         return out
+
+
+def foreign_rows(lexical: LexicalIndex, rows: np.ndarray, lang: str) -> set[int]:
+    """The ``rows`` (chunk row ids) of ``lexical`` whose chunk is not in language ``lang``."""
+    if len(lexical.lang_names) < 2 and lexical.lang_names == [lang]:
+        return set()
+    order = np.argsort(lexical.ids, kind="stable")
+    at = np.searchsorted(lexical.ids[order], rows)
+    at = np.minimum(at, len(order) - 1)
+    found = lexical.ids[order][at] == rows
+    codes = lexical.langs[order][at]
+    mine = lexical.lang_names.index(lang) if lang in lexical.lang_names else -1
+    return set(rows[found & (codes != mine)].tolist())

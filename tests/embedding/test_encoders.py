@@ -1,4 +1,4 @@
-"""Encoders (on all-MiniLM-L6-v2): the int8 ONNX export agrees with torch, is made offline once, never mixes with torch vectors."""
+"""Encoders, on all-MiniLM-L6-v2: the int8 export agrees with torch, is made offline once, never mixes vectors."""
 
 import numpy as np
 import pytest
