@@ -79,7 +79,8 @@ def build_indexes(piaf: str, names: Sequence[str] = SUBSETS,
     from its embedding cache); ``root``: their parent folder (default: the cache's ``fit-index``).
     """
     config = load_config()
-    root = root or config.cache_path / "fit-index"
+    # one set per model and chunking: an index keeps its own model, so another one's would be reused as is
+    root = root or config.cache_path / "fit-index" / f"{config.model.replace('/', '--')}-{config.chunk_tokens}"
     docs = load_paths([piaf]).documents
     where = {d.id: article_of(d.key) for d in docs}
     subsets = {

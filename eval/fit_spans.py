@@ -66,15 +66,15 @@ class Record:
 
 def ask_all(rag: RAG, items, half_of) -> list[Record]:
     """Answer every item with the real extractive answerer and keep the sentences it quotes."""
-    answerer = ex.ExtractiveAnswerer(rag.config)
+    answerer = ex.ExtractiveAnswerer.from_config(rag.config)
     out = []
     for n, item in enumerate(items):
-        request = rag._request(item.question, None, None, None)
+        request = rag.retrieve(item.question)
         rec = Record(item.question, request.lang if request else "fr", list(item.answers), half_of(item))
         choice = ex.choose(answerer.rank(request), request.hits) if request else None
         if choice is not None and choice.evidence >= answerer.threshold:
             answer = ex.compose(request.question, request.lang, request.hits, choice.sentences)
-            rec.sentences = sp.answer_sentences(request, choice, answer)
+            rec.sentences = ex.answer_sentences(request, choice, answer)
         if request is not None and request.stats is not None:
             rec.idf = {t: request.stats.idf(t) for t in sp.analyse_question(item.question, rec.lang).terms}
         out.append(rec)
@@ -90,7 +90,7 @@ def collect(piaf: str, root: Path) -> list[Record]:
     where = {d.id: article_of(d.key) for d in load_paths([piaf]).documents}
     records = ask_all(RAG(config, folder), load_qa(piaf).items,
                       lambda item: "fit" if where[item.squad_id][0] % 2 == 0 else "check")
-    seed_index, _ = docs_index([str(ROOT / "seeds"), piaf], config, progress=False)
+    seed_index, *_ = docs_index([str(ROOT / "seeds"), piaf], config, progress=False)
     seed_items = [item for item in load_qa(SEED_QA).items if item.answers]
     return records + ask_all(RAG(config, seed_index), seed_items, lambda item: "seed")
 

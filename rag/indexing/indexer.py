@@ -8,6 +8,7 @@ only text never seen is encoded. ``rebuild`` reads every file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..embedding import (
+    PASSAGE,
     Embedder,
     Encoder,
     cache_key,
@@ -131,8 +133,10 @@ class Indexer:
 
     Notes
     -----
-    An index keeps the encoder (``onnx-int8`` or ``torch``) it was first built with; the
-    configured ``encoder`` applies to new indexes and to ``rebuild``. Setting it explicitly
+    An index keeps the model, chunking and encoder (``onnx-int8`` or ``torch``) it was first
+    built with, and the model's prompts (recorded in its manifest); the configured ones apply to
+    new indexes and to ``rebuild``, which commits in one transaction (the old index answers
+    until then). A model or chunking setting given explicitly and unlike the index's is an error. Setting it explicitly
     (``RAG_ENCODER``, ``rag.toml``) to another encoder than the index's is an error. An index
     whose vectors an earlier int8 export made (:func:`rag.embedding.encoder_recipe`) has all of
     its documents encoded again, from their stored text, by its next build: vectors of two
@@ -144,7 +148,7 @@ class Indexer:
         self.config = config
         self._embedder = embedder
         self._distribute = distribute
-        self.model = canonical_model_name(config.model)
+        self.model = embedder.name if embedder is not None else canonical_model_name(config.model)
         self.encoder = Encoder(embedder.encoder if embedder is not None else config.encoder)
 
     @property
@@ -156,7 +160,7 @@ class Indexer:
     def embedder(self) -> Embedder:
         """The model, loaded on first use (an unchanged rebuild never loads it)."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.config.model, self.config.batch_size, self.encoder,
+            self._embedder = get_embedder(self.model, self.config.batch_size, self.encoder,
                                           self.config.cache_dir or None)
         if self._distribute is not None:
             self._embedder, self._distribute = self._distribute(self._embedder), None
@@ -305,9 +309,22 @@ class Indexer:
         manifest = store.manifest()
         if manifest is None:
             return manifest
+        self._follow_settings(manifest)
         layout.check_updatable(manifest, self.settings, str(store.folder))
         self._follow_encoder(store, manifest)
         return manifest
+
+    def _follow_settings(self, manifest: Manifest) -> None:
+        """Use the index's model and chunking, unless the configuration gives them explicitly."""
+        chosen = set(self.config.sources) | ({"model"} if self._embedder is not None else set())
+        followed = layout.follow_index(manifest, self.settings, chosen)
+        if followed.model != self.model:
+            self.model = followed.model
+            self._embedder = None
+        sources = self.config.sources
+        self.config = dataclasses.replace(self.config, chunk_tokens=followed.chunk_tokens,
+                                          chunk_overlap=followed.chunk_overlap, title_tokens=followed.title_tokens)
+        self.config.sources = dict(sources)
 
     def _follow_encoder(self, store: Store, manifest: Manifest) -> None:
         """Use the index's encoder, unless the configuration explicitly asks for another one."""
@@ -352,6 +369,8 @@ class Indexer:
         gen_ok = self._search_files_sound(store, manifest)
         report.search_files_rebuilt = manifest is not None and not gen_ok and not rebuild
         if report.changed or not gen_ok or rebuild:
+            if manifest is not None and not rebuild and changes.new_docs:  # new vectors beside the index's
+                layout.check_prompts(manifest, self.embedder.prompts, self.model, str(store.folder))
             chunks, vectors, dropped = self._embed(store, changes.new_docs, report, progress, on_progress)
             if dropped:
                 self._drop_failed(changes, report, dropped, existing, loaded.stamps)
@@ -430,7 +449,7 @@ class Indexer:
         emb = self.embedder
         chunker = Chunker(emb.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap,
                           spans=getattr(emb, "token_spans", None))
-        budget = self.config.chunk_tokens + self.config.title_tokens + 1
+        budget = self.config.chunk_tokens + self.config.title_tokens + 1 + emb.count_tokens(emb.prompt(PASSAGE))
         if budget > emb.max_tokens - 2:
             raise IndexMismatch(f"chunk_tokens + title_tokens = {budget} exceeds the model's limit "
                                 f"{emb.max_tokens - 2}; lower chunk_tokens")
@@ -505,7 +524,7 @@ class Indexer:
         texts it still refuses left out and told in ``refused``."""
         emb = self.embedder
         try:
-            return list(zip(step, emb.encode([texts[h] for h in step])))
+            return list(zip(step, emb.encode([texts[h] for h in step], prompt=PASSAGE)))
         except RagError:  # the encoder itself failed (a lost Ray cluster, say): no text is at fault
             raise
         except Exception:  # noqa: BLE001 - one text at fault: find it, encode the others
@@ -513,7 +532,7 @@ class Indexer:
         done = []
         for h in step:
             try:
-                done.append((h, emb.encode([texts[h]])[0]))
+                done.append((h, emb.encode([texts[h]], prompt=PASSAGE)[0]))
             except RagError:
                 raise
             except Exception as exc:  # noqa: BLE001 - this text's document is skipped with the reason
@@ -569,12 +588,7 @@ class Indexer:
                                        [r.lang for r in kept_rows] + [doc.lang for doc, *_ in items])
         sums = layout.write_generation(store.folder, gen, vindex, lexical)
         crash_point("written")
-        # the vectors' recipe: the current one once anything was encoded, else the index's (a removal encodes nothing)
-        recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
-        cfg = self.config
-        new_manifest = Manifest(FORMAT_VERSION, self.model, dim, cfg.chunk_tokens, cfg.chunk_overlap,
-                                cfg.title_tokens, gen, layout.now_iso(), self.encoder.value, recipe,
-                                json.dumps(sums, sort_keys=True))
+        new_manifest = self._new_manifest(manifest, dim, gen, bool(items), json.dumps(sums, sort_keys=True))
         store.commit(Commit(new_manifest, new_docs, rows, [d["id"] for d in gone], [d["key"] for d in gone],
                             stamps or {}, self.reader, rebuild, drop_cache, pages or {}, self.page_reader),
                      inside=lambda: crash_point("in-transaction"))
@@ -592,15 +606,26 @@ class Indexer:
         replaced = {d["key"]: d["id"] for d in gone}
         changes = [DocumentChange(replaced.pop(doc.key, None), doc, chunks.get(doc.id, ())) for doc in new_docs]
         changes += [DocumentChange(doc_id, None) for doc_id in replaced.values()]
-        recipe = manifest.encoder_recipe if manifest is not None and not items else encoder_recipe(self.encoder)
-        cfg = self.config
-        new_manifest = Manifest(FORMAT_VERSION, self.model, self._dim(manifest), cfg.chunk_tokens, cfg.chunk_overlap,
-                                cfg.title_tokens, (manifest.generation if manifest else 0) + 1, layout.now_iso(),
-                                self.encoder.value, recipe)
+        new_manifest = self._new_manifest(manifest, self._dim(manifest), (manifest.generation if manifest else 0) + 1,
+                                          bool(items))
         store.apply(_committing(changes), new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
                     page_reader=self.page_reader, forget_keys=[d["key"] for d in gone], forget_all=rebuild,
                     drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"))
         crash_point("committed")
+
+    def _new_manifest(self, manifest: Manifest | None, dim: int, generation: int, encoded: bool,
+                      checksums: str = "") -> Manifest:
+        """The manifest a build commits: its settings, and the recipe and prompts of its vectors (the
+        current ones once anything was encoded, else the index's: a removal encodes nothing)."""
+        cfg = self.config
+        keep = manifest is not None and not encoded
+        recipe = manifest.encoder_recipe if keep else encoder_recipe(self.encoder)
+        prompts = {"query": manifest.query_prompt, "passage": manifest.passage_prompt} if keep \
+            else self.embedder.prompts
+        return Manifest(FORMAT_VERSION, self.model, dim, cfg.chunk_tokens, cfg.chunk_overlap, cfg.title_tokens,
+                        generation, layout.now_iso(), self.encoder.value, recipe,
+                        query_prompt=prompts.get("query", ""), passage_prompt=prompts.get("passage", ""),
+                        checksums=checksums)
 
     def _previous(self, store: Store, manifest: Manifest | None, dim: int, rebuild: bool,
                   gen_ok: bool) -> tuple[VectorIndex, list, term_table.TermTable | None]:

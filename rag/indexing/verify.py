@@ -80,7 +80,7 @@ def _verify(store: Store, config: Config | None) -> list[Problem]:
         return problems + [Problem("manifest", "no committed build (empty manifest)")]
     if manifest.format_version != FORMAT_VERSION:
         problems.append(Problem("manifest", f"format_version {manifest.format_version}, expected {FORMAT_VERSION}"))
-    if config is not None and manifest.model != canonical_model_name(config.model):
+    if config is not None and "model" in config.sources and manifest.model != canonical_model_name(config.model):
         problems.append(Problem("manifest", f"built with model {manifest.model}, configuration says {config.model}"))
     rowids = store.chunk_ids()
     problems += _check_search_files(store, manifest, rowids)

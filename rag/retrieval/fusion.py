@@ -36,10 +36,13 @@ def minmax(scores: np.ndarray) -> np.ndarray:
 
 
 def fuse(bm25: tuple[np.ndarray, np.ndarray], dense: tuple[np.ndarray, np.ndarray],
-         weight: float) -> list[tuple[int, float, float, float]]:
+         weight: float, foreign: set[int] | None = None,
+         foreign_weight: float | None = None) -> list[tuple[int, float, float, float]]:
     """Convex fusion of two (ids, scores) lists: ``weight * bm25 + (1 - weight) * dense``.
 
     Scores are min-max normalised within each list; an id missing from a list gets 0 there.
+    Ids in ``foreign`` (chunks in another language than the question's, where words rarely
+    match) are fused with ``foreign_weight`` instead.
 
     Returns
     -------
@@ -50,7 +53,10 @@ def fuse(bm25: tuple[np.ndarray, np.ndarray], dense: tuple[np.ndarray, np.ndarra
         for cid, n, r in zip(ids.tolist(), minmax(raw).tolist(), raw.tolist()):
             row = table.setdefault(cid, [0.0, 0.0, 0.0, 0.0])
             row[i], row[2 + i] = n, r
-    fused = [(cid, weight * b + (1 - weight) * d, rb, rd) for cid, (b, d, rb, rd) in table.items()]
+    foreign = foreign or set()
+    other = weight if foreign_weight is None else foreign_weight
+    fused = [(cid, (other if cid in foreign else weight) * b + (1 - (other if cid in foreign else weight)) * d, rb, rd)
+             for cid, (b, d, rb, rd) in table.items()]
     fused.sort(key=lambda x: (-x[1], x[0]))
     return fused
 

@@ -29,11 +29,12 @@ class LocalSearch:
     ----------
     store : Store
         The folder's SQLite records.
-    model : str
-        The model questions are encoded by (canonical name): the index must have been built with it.
+    model : str or None
+        The model questions are encoded by (canonical name): the index must have been built with it
+        (None: the index's own).
     """
 
-    def __init__(self, store: Store, model: str):
+    def __init__(self, store: Store, model: str | None):
         self.store, self.model = store, model
         self._lock = threading.Lock()
         self.manifest: Manifest | None = None
@@ -54,7 +55,7 @@ class LocalSearch:
         if manifest is not None and self.manifest is not None and manifest.generation == self.manifest.generation:
             return False
         where = str(self.store.folder)
-        manifest = layout.check_readable(manifest, self.model, where)
+        manifest = layout.check_readable(manifest, self.model or (manifest.model if manifest else ""), where)
         layout.check_sound(self.store.folder, manifest)  # the checksums written at commit
         vectors = layout.load_vectors(self.store.folder, manifest)
         lexical = layout.load_lexical(self.store.folder, manifest)
@@ -91,6 +92,19 @@ class LocalSearch:
         with self._lock:
             vectors = self.vectors
         return vectors.search(query, n, allowed)
+
+    def foreign_rows(self, rows: np.ndarray, lang: str) -> set[int]:
+        """The chunk rowids among ``rows`` whose chunk is not in language ``lang``."""
+        with self._lock:
+            lexical = self.lexical
+        if lexical.lang_names == [lang]:
+            return set()
+        order = np.argsort(lexical.ids, kind="stable")
+        at = np.minimum(np.searchsorted(lexical.ids[order], rows), len(order) - 1)
+        found = lexical.ids[order][at] == rows
+        codes = lexical.langs[order][at]
+        mine = lexical.lang_names.index(lang) if lang in lexical.lang_names else -1
+        return set(rows[found & (codes != mine)].tolist())
 
     def term_stats(self) -> TermStats:
         """Term statistics of the current generation (computed once per generation)."""

@@ -105,7 +105,7 @@ class PgSearch:
         Model, ``exact_search_limit`` and ``pg_ef_search``.
     """
 
-    def __init__(self, store: PgStore, config: Config, model: str):
+    def __init__(self, store: PgStore, config: Config, model: str | None):
         self.store, self.config, self.model = store, config, model
         self.manifest: Manifest | None = None
         self._stats: DatabaseTermStats | None = None
@@ -115,7 +115,8 @@ class PgSearch:
 
     def refresh(self) -> bool:
         """Read the manifest; True when a build committed since the last call (nothing else is loaded)."""
-        manifest = check_readable(self.store.manifest(), self.model, self.store.folder)
+        manifest = self.store.manifest()
+        manifest = check_readable(manifest, self.model or (manifest.model if manifest else ""), self.store.folder)
         if self.manifest is not None and manifest.generation == self.manifest.generation:
             return False
         self.manifest, self._stats, self._langs, self._chunks = manifest, None, None, None
@@ -168,6 +169,12 @@ class PgSearch:
                     self._session.conn, self._session.ef = db, ef
                 rows = db.execute(DENSE_SQL, args).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32)
+
+    def foreign_rows(self, rows: np.ndarray, lang: str) -> set[int]:
+        """The chunk ids among ``rows`` whose chunk is not in language ``lang``."""
+        if list(self._languages()) == [lang]:
+            return set()
+        return {rid for rid, row in self.store.chunk_rows([int(r) for r in rows]).items() if row["lang"] != lang}
 
     def term_stats(self) -> TermStats:
         """Chunk frequencies of the terms, read as asked for (once per generation)."""

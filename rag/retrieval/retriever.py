@@ -16,11 +16,12 @@ import numpy as np
 
 from ..config import Config
 from ..dates import day_range
-from ..embedding import Embedder, canonical_model_name, get_embedder
+from ..embedding import QUERY, Embedder, canonical_model_name, get_embedder
 from ..schema import Hit
 from ..search.stats import TermStats
 from ..store.base import IndexStore, SearchBackend
 from ..store.factory import open_store
+from ..store import layout
 from ..store.layout import Manifest
 from ..text.normalize import detect_language
 from .fusion import Mode, collapse, fuse
@@ -28,8 +29,9 @@ from .local_search import LocalSearch
 from .pg_search import PgSearch
 
 
-def open_search(store: IndexStore, config: Config, model: str) -> SearchBackend:
-    """The search side of ``store`` (a folder's or a database's) for questions encoded by ``model``."""
+def open_search(store: IndexStore, config: Config, model: str | None) -> SearchBackend:
+    """The search side of ``store`` (a folder's or a database's) for questions encoded by ``model``
+    (None: by the index's own model)."""
     if store.local:
         return LocalSearch(store, model)
     return PgSearch(store, config, model)
@@ -51,7 +53,9 @@ class Retriever:
     def __init__(self, config: Config, index_dir: str | os.PathLike | None = None, embedder: Embedder | None = None):
         self.config = config
         self.store = open_store(index_dir or config.index_dir)
-        self.index = open_search(self.store, config, canonical_model_name(config.model))
+        self._chosen = embedder.name if embedder is not None else None  # a given embedder names the model
+        asked = self._chosen or (canonical_model_name(config.model) if "model" in config.sources else None)
+        self.index = open_search(self.store, config, asked)  # without a model asked for: the index's
         self._embedder = embedder
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
@@ -76,11 +80,23 @@ class Retriever:
     def embedder(self) -> Embedder:
         """The query encoder: the index's model, run the way the index was built (torch or int8)."""
         encoder = self.manifest.encoder if self.manifest else None
-        if self._embedder is None or (encoder and self._embedder.encoder != encoder):
-            self._embedder = get_embedder(self.config.model, self.config.batch_size, encoder,
-                                          self.config.cache_dir or None)
+        model = self.model
+        if self._embedder is None or (encoder and self._embedder.encoder != encoder) or self._embedder.name != model:
+            embedder = get_embedder(model, self.config.batch_size, encoder, self.config.cache_dir or None)
+            if self.manifest is not None:
+                layout.check_prompts(self.manifest, embedder.prompts, model, str(self.store.folder))
+            self._embedder = embedder
             self._queries.clear()
         return self._embedder
+
+    @property
+    def model(self) -> str:
+        """The index's model; the configured one when it is given explicitly (then they must agree) or no index."""
+        if self._chosen:
+            return self._chosen
+        if self.manifest is not None and "model" not in self.config.sources:
+            return self.manifest.model
+        return canonical_model_name(self.config.model)
 
     def refresh(self) -> bool:
         """Follow the index: load the current generation of a folder if it changed, read a database's
@@ -144,7 +160,10 @@ class Retriever:
         if mode is not Mode.BM25 and question.strip():
             dense = self.index.dense_search(self.query_vector(question), n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
-        fused = fuse(lex, dense, weight)
+        foreign = None
+        if mode is Mode.HYBRID and self.config.crosslingual_bm25_weight != weight:
+            foreign = self.index.foreign_rows(np.union1d(lex[0], dense[0]), lang)
+        fused = fuse(lex, dense, weight, foreign, self.config.crosslingual_bm25_weight)
         hits = self._hits(fused[: 3 * k + 10])
         if hits is None:  # a build committed between our refresh and the row lookup
             if self.refresh():
@@ -159,7 +178,7 @@ class Retriever:
             if vec is not None:
                 self._queries.move_to_end(question)
                 return vec
-        vec = self.embedder.encode([question])[0]
+        vec = self.embedder.encode([question], prompt=QUERY)[0]
         with self._lock:
             self._queries[question] = vec
             while len(self._queries) > 256:
@@ -180,3 +199,4 @@ class Retriever:
                            r["lang"], float(score), float(b), float(d), r["date"], r["date_source"], r["url"],
                            r["author"]))
         return out
+

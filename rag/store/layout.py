@@ -61,6 +61,8 @@ class Manifest:
     encoder: str = "torch"  # how the model ran (rag.embedding.Encoder); indexes made before encoders: torch
     encoder_recipe: int = 0  # which export made the vectors (rag.embedding.encoder_recipe); int8 before it: 1
     checksums: str = ""  # JSON {file of the generation folder: sha256}; empty for indexes made before them
+    query_prompt: str = ""  # put before questions (the model's "query" prompt); indexes made before prompts: none
+    passage_prompt: str = ""  # put before chunks (the model's "passage" prompt)
 
     def to_rows(self) -> dict[str, str]:
         """Key/value rows of the manifest table."""
@@ -84,7 +86,8 @@ class Manifest:
             return cls(int(rows["format_version"]), rows["model"], int(rows["dimensions"]),
                        int(rows["chunk_tokens"]), int(rows["chunk_overlap"]), int(rows["title_tokens"]),
                        int(rows["generation"]), rows["updated"], encoder,
-                       int(rows.get("encoder_recipe", 0 if encoder == "torch" else 1)), rows.get("checksums", ""))
+                       int(rows.get("encoder_recipe", 0 if encoder == "torch" else 1)), rows.get("checksums", ""),
+                       rows.get("query_prompt", ""), rows.get("passage_prompt", ""))
         except (KeyError, ValueError) as exc:
             raise IndexCorrupt(f"manifest is damaged: bad or missing {exc}", Remedy.REPAIR) from None
 
@@ -126,6 +129,28 @@ def check_readable(manifest: Manifest | None, model: str, where: str) -> Manifes
         raise IndexMismatch(f"{where}/ was built with model {manifest.model}, but the configuration says {model} "
                             f"(set RAG_MODEL={manifest.model} to use it as it is)", Remedy.REBUILD, where)
     return manifest
+
+
+def follow_index(manifest: Manifest | None, wanted: BuildSettings, chosen: set[str]) -> BuildSettings:
+    """The build settings to use on an index: the index's own, except those the user ``chosen`` explicitly.
+
+    An index built with another default (all-MiniLM-L6-v2, 200-token chunks) keeps answering and
+    growing with it; only a setting given in ``rag.toml``, ``RAG_*`` or as an argument, or a
+    rebuild, moves it (:func:`check_updatable` then says so).
+    """
+    if manifest is None:
+        return wanted
+    have = settings_of(manifest)
+    return BuildSettings(*(w if name in chosen else h for name, w, h in zip(BuildSettings._fields, wanted, have)))
+
+
+def check_prompts(manifest: Manifest, prompts: dict[str, str], model: str, where: str) -> None:
+    """Raise :class:`IndexMismatch` unless ``model``'s prompts are those the index was built with."""
+    have = (manifest.query_prompt, manifest.passage_prompt)
+    now = (prompts.get("query", ""), prompts.get("passage", ""))
+    if have != now:
+        raise IndexMismatch(f"{where}/ was built with the prompts query={have[0]!r} passage={have[1]!r}, but model "
+                            f"{model} now has query={now[0]!r} passage={now[1]!r}", Remedy.REBUILD, where)
 
 
 def check_updatable(manifest: Manifest, wanted: BuildSettings, where: str) -> None:

@@ -456,7 +456,8 @@ class Store:
                 "updated": manifest.updated, "index": str(self.folder), "generation": manifest.generation,
                 "format_version": manifest.format_version, "chunk_tokens": manifest.chunk_tokens,
                 "chunk_overlap": manifest.chunk_overlap, "languages": langs, "encoder": manifest.encoder,
-                "encoder_recipe": manifest.encoder_recipe,
+                "encoder_recipe": manifest.encoder_recipe, "prompts": {"query": manifest.query_prompt,
+                                                                       "passage": manifest.passage_prompt},
                 "vector_search": layout.vector_search_kind(self.folder, manifest.generation)}
 
     def next_rowid(self) -> int:

@@ -35,7 +35,10 @@ def test_status_json_has_the_contract_keys(built):
     status = json.loads(res.stdout)
     assert {"documents", "chunks", "model", "dimensions", "updated"} <= status.keys()
     assert status["documents"] == 1 and status["chunks"] > 5 and status["dimensions"] == 384
-    assert status["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert status["model"] == "intfloat/multilingual-e5-small"
+    assert status["prompts"] == {"query": "query: ", "passage": "passage: "}
+    text = rag("index", "status", "--index", str(index)).stdout
+    assert "intfloat/multilingual-e5-small" in text and "'passage: '" in text
 
 
 def test_ask_json_is_the_answer_contract(built):

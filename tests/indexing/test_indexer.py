@@ -144,14 +144,22 @@ def test_documents_under_a_path_holding_a_hash_are_found():
     assert docs_under(docs, ["/x"]) == ["a", "b", "c"]
 
 
-def test_another_model_is_a_clear_error_saying_how_to_rebuild(config, corpus, embedder):
-    Indexer(config, embedder).build([corpus], progress=False)
+def test_another_model_is_a_clear_error_saying_how_to_rebuild(config, corpus):
+    from rag.config import MINILM_MODEL
+    from rag.embedding import get_embedder
+
+    minilm = get_embedder(MINILM_MODEL)
+    Indexer(config, minilm).build([corpus], progress=False)
+    # the default configuration follows the index's model; asking for another one explicitly is an error
+    assert Retriever(config).embedder.name == MINILM_MODEL
     other = config.replace(model="intfloat/multilingual-e5-small")
     with pytest.raises(IndexMismatch, match="built with model") as err:
         Retriever(other)
     assert err.value.remedy is Remedy.REBUILD
-    with pytest.raises(IndexMismatch, match="chunk_tokens=200.*chunk_tokens=100") as err:
-        Indexer(other.replace(model=config.model, chunk_tokens=100), embedder).build([corpus], progress=False)
+    with pytest.raises(IndexMismatch, match=f"built with model={MINILM_MODEL}.*RAG_MODEL={MINILM_MODEL}") as err:
+        Indexer(other).build([corpus], progress=False)
+    with pytest.raises(IndexMismatch, match=f"chunk_tokens={config.chunk_tokens}.*chunk_tokens=100") as err:
+        Indexer(other.replace(model=MINILM_MODEL, chunk_tokens=100), minilm).build([corpus], progress=False)
     assert err.value.remedy is Remedy.REBUILD
 
 

