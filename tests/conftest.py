@@ -34,12 +34,18 @@ def make_pdf(path: Path, lines: list[str] | None) -> Path:
     if lines:
         ops = ["BT /F1 12 Tf 72 720 Td 14 TL"] + [f"({ln}) '" for ln in lines] + ["ET"]
         content = "\n".join(ops).encode("latin-1")
+    return write_one_page_pdf(path, content)
+
+
+def write_one_page_pdf(path: Path, content: bytes, flate: bool = False) -> Path:
+    """A one-page PDF whose content stream is ``content`` (``flate``: already Flate-compressed)."""
+    filter_ = b" /Filter /FlateDecode" if flate else b""
     objs = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Length %d%s >>\nstream\n" % (len(content), filter_) + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.4\n")

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import ARTICLE_EN, ARTICLE_FR, ROOT, SEEDS
+from conftest import ARTICLE_EN, ARTICLE_FR, ROOT, SEEDS, write_one_page_pdf
 
 from rag.cli.main import main as rag_main
 from rag.indexing import verify
@@ -29,26 +29,7 @@ REPEATED = "Le ministre a rencontre les delegues a Mascate pour des discussions.
 
 def write_pdf_bomb(path: Path, inflated: int = 74_000_000) -> Path:
     """One page whose Flate content stream inflates from about 180 KB to ``inflated`` bytes."""
-    content = zlib.compress(b"BT /F1 12 Tf (Le chat.) Tj ET\n" * (inflated // 30), 9)
-    objs = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    path.write_bytes(bytes(out))
-    return path
+    return write_one_page_pdf(path, zlib.compress(b"BT /F1 12 Tf (Le chat.) Tj ET\n" * (inflated // 30), 9), flate=True)
 
 
 def hostile_corpus(folder: Path, outside: Path) -> Path:
@@ -249,10 +230,11 @@ def test_a_million_line_jsonl_is_streamed_in_bounded_time_and_memory(tmp_path):
     feed = tmp_path / "million.jsonl"
     with open(feed, "w", encoding="utf-8") as fh:
         fh.writelines('{"text":"Le chat."}\n' for _ in range(1_000_000))
-    script = ("import resource, sys, time; from rag.ingest import load_paths; t = time.perf_counter(); "
+    # the peak is this process's own (VmHWM): ru_maxrss would carry the forking test process's over exec
+    script = ("import re, time; from rag.ingest import load_paths; t = time.perf_counter(); "
               f"res = load_paths([{str(feed)!r}]); "
-              "print(len(res.documents), len(res.skipped), time.perf_counter() - t, "
-              "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+              "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+              "print(len(res.documents), len(res.skipped), time.perf_counter() - t, hwm // 1024)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.split()
     documents, skipped, seconds, peak_mb = int(out[0]), int(out[1]), float(out[2]), int(out[3])
