@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from rag.config import Config
+from rag.config import Config, default_cache_dir
 from rag.evaluation import (
     EvalRun,
     QAFormatError,
@@ -30,6 +30,13 @@ SEED_QA = ROOT / "eval" / "seed_qa.jsonl"
 
 
 def rag(*args, cache, cwd=ROOT):
+    """``rag ARGS`` with its own cache folder for the indexes ``--docs`` builds; the converted model and its
+    int8 export are shared with the rest of the run (they take a minute to make)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for shared in ("models", "encoders"):
+        (default_cache_dir() / shared).mkdir(parents=True, exist_ok=True)
+        if not (cache / shared).exists():
+            (cache / shared).symlink_to(default_cache_dir() / shared)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "RAG_CACHE_DIR": str(cache)}
     return subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=600)
