@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.embedding import Embedder
+from rag.embedding import PASSAGE, Embedder
 from rag.indexing.chunking import SENTENCE_END
 from rag.ingest.loading import doc_id_for, make_document, squad_key
 from rag.schema import Document
@@ -83,18 +83,21 @@ def load_piaf(path: Path, limit_docs: int | None = None) -> Piaf:
     return Piaf(path, docs, questions)
 
 
-def cached_vectors(embedder: Embedder, texts: Sequence[str], name: str) -> np.ndarray:
-    """Encode ``texts`` once per model and encoder; later calls read ``bench/.cache``.
+def cached_vectors(embedder: Embedder, texts: Sequence[str], name: str,
+                   prompt: str | None = PASSAGE) -> np.ndarray:
+    """Encode ``texts`` (with the model's ``prompt``) once per model and encoder; later calls read
+    ``bench/.cache``.
 
     The cache is a ``.npy`` array plus a ``.json`` list of the texts (no pickle); it is used
     only if the texts are the same.
     """
     texts = list(texts)
-    digest = hashlib.sha256("\x00".join([embedder.key, *texts]).encode("utf-8")).hexdigest()[:16]
+    parts = [embedder.key, embedder.prompt(prompt), *texts]
+    digest = hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
     stem = CACHE / f"{name}-{digest}"
     if stem.with_suffix(".npy").is_file():
         return np.load(stem.with_suffix(".npy"), allow_pickle=False)
-    vectors = embedder.encode(texts)
+    vectors = embedder.encode(texts, prompt=prompt)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(stem.with_suffix(".npy"), vectors, allow_pickle=False)
     stem.with_suffix(".json").write_text(json.dumps({"key": embedder.key, "texts": texts}, ensure_ascii=False),
@@ -124,14 +127,15 @@ class ComposedEmbedder:
         self.name, self.encoder, self.key = real.name, real.encoder, real.key
         self.dim, self.max_tokens, self.batch_size = real.dim, real.max_tokens, real.batch_size
         self.count_tokens, self.clip = real.count_tokens, real.clip
+        self.prompts, self.prompt = real.prompts, real.prompt
         self.encoded_for_real = 0
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Composed unit vectors for ``texts``, shape ``(len(texts), dim)``."""
+    def encode(self, texts: Sequence[str], progress: bool = False, prompt: str | None = PASSAGE) -> np.ndarray:
+        """Composed unit vectors for ``texts``, shape ``(len(texts), dim)`` (pieces known as passages)."""
         split = [split_pieces(t) or [t] for t in texts]
         unknown = list(dict.fromkeys(p for pieces in split for p in pieces if p not in self.known))
         if unknown:
-            self.known.update(zip(unknown, self.real.encode(unknown)))
+            self.known.update(zip(unknown, self.real.encode(unknown, prompt=prompt)))
             self.encoded_for_real += len(unknown)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, pieces in enumerate(split):
