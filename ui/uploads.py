@@ -9,7 +9,6 @@ An upload never replaces another file: two different ``notes.txt`` are both kept
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ from typing import NamedTuple
 from rag.config import Config
 from rag.errors import BadInput
 from rag.ingest import SUPPORTED
+from rag.ingest.files import file_sha256
 from rag.store.factory import is_database_url
 
 ACCEPTED = tuple(ext for ext in SUPPORTED if ext != ".json")  # SQuAD sets (.json) are for evaluation
@@ -152,15 +152,6 @@ def save_upload(src: str | os.PathLike, name: str, folder: Path, max_mb: float) 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _candidates(clean: str, digest: str) -> list[str]:

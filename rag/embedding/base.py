@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import os
+import shutil
 import threading
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -39,6 +41,17 @@ def vector_key(name: str, encoder: Encoder | str, recipe: int) -> str:
     if encoder is Encoder.TORCH:
         return name
     return f"{name}#{encoder.value}" + (f"/{recipe}" if recipe > 1 else "")
+
+
+def publish_folder(tmp: Path, folder: Path, marker: str) -> None:
+    """Move the finished ``tmp`` to ``folder`` in one rename; when another process got there first (its
+    ``folder/marker`` is there), keep its copy and drop ``tmp``."""
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        if not (folder / marker).is_file():
+            raise
+        shutil.rmtree(tmp)
 
 
 def quiet_transformers() -> None:

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import RagError
+from .base import publish_folder
 
 E5_NAME = "intfloat/multilingual-e5-small"
 CONVERSION = 2  # bump when the folder written changes: it is then written again
@@ -334,12 +335,7 @@ def convert(source: Path, folder: Path) -> Path:
         _write_json(tmp / "conversion.json", {
             "model": E5_NAME, "source": str(Path(source).resolve()), "source_bytes": source_stat.st_size,
             "conversion": CONVERSION, "how": "rag/embedding/convert.py: Q4_0 weights dequantised to float32"})
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "modules.json").is_file():
-                raise
-            shutil.rmtree(tmp)  # another process finished first: keep its copy
+        publish_folder(tmp, folder, "modules.json")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

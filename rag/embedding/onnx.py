@@ -34,7 +34,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..config import default_cache_dir
-from .base import Embedder, Encoder, model_prompts, quiet_transformers
+from .base import Embedder, Encoder, model_prompts, publish_folder, quiet_transformers
 from .int8_graph import quantize
 from .models import canonical_model_name, resolve_model
 
@@ -156,12 +156,7 @@ def export_int8(model: str, folder: Path, source: str | None = None) -> Path:
                                      f"{done.matmuls} products, {done.embeddings} embedding tables",
                      "pad_id": int(tokenizer.pad_token_id or 0)})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "meta.json").is_file():
-                raise
-            shutil.rmtree(tmp)  # another process finished first: keep its copy
+        publish_folder(tmp, folder, "meta.json")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

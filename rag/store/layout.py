@@ -14,7 +14,6 @@ This module is the only one that knows these names, and it checks whether an ind
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import DiskFull, IndexCorrupt, IndexMismatch, Remedy
+from ..ingest.files import file_sha256
 from ..search.lexical import LexicalIndex
 from ..search.vectors import VectorIndex
 
@@ -272,7 +272,7 @@ def write_generation(folder: Path, generation: int, vectors: VectorIndex, lexica
         sums = {}
         for p in sorted(tmp.rglob("*")):
             if p.is_file():
-                sums[p.relative_to(tmp).as_posix()] = _sha256(p)
+                sums[p.relative_to(tmp).as_posix()] = file_sha256(p)
                 with open(p, "rb") as fh:
                     os.fsync(fh.fileno())
         os.replace(tmp, final)
@@ -284,14 +284,6 @@ def write_generation(folder: Path, generation: int, vectors: VectorIndex, lexica
                            where=str(folder)) from None
         raise
     return sums
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 LOW_SPACE = 1_000_000  # bytes free below which an I/O error is taken for a full disk
@@ -341,7 +333,7 @@ def check_search_files(folder: Path, manifest: Manifest) -> list[str]:
     for name, want in manifest.files().items():
         path = gen / name
         try:
-            have = _sha256(path)
+            have = file_sha256(path)
         except OSError as exc:
             problems.append(f"{path} unreadable ({exc.strerror or exc})")
             continue
