@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                         "weights": [round(float(v), 3) for v in fitted["support"][:-1]],
                         "bias": round(float(fitted["support"][-1]), 3)},
             "support_min": args.support_min,
+            # written by eval/fit_crosslingual.py, kept as it is
+            "crosslingual": json.loads(ex.WEIGHTS_FILE.read_text(encoding="utf-8"))["crosslingual"],
         }
         ex.WEIGHTS_FILE.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         print(f"\nwrote {ex.WEIGHTS_FILE}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -95,9 +96,10 @@ class RAG:
         history = list(history or [])
         lang = self.language(question, history)
         query = rewrite_followup(question, history, lang)
-        hits = self.retriever.search(strip_meta(query, lang), k or self.config.top_k, docs=docs, lang=lang,
-                                     since=since, until=until)
-        return Request(question, hits, lang, query, history, self.retriever.term_stats())
+        searched = strip_meta(query, lang)
+        hits = self.retriever.search(searched, k or self.config.top_k, docs=docs, lang=lang, since=since, until=until)
+        return Request(question, hits, lang, query, history, self.retriever.term_stats(),
+                       functools.partial(self.retriever.similarity, searched), self.retriever.model)
 
     def ask(self, question: str, k: int | None = None, docs: Sequence[str] | None = None,
             history: Sequence[Turn] | None = None, mode: str | None = None, since: str | None = None,

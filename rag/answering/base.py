@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
+
+import numpy as np
 
 from ..errors import RagError
 from ..schema import Answer, Citation, Hit
@@ -52,6 +54,12 @@ class Request:
         Earlier turns of the chat, oldest first.
     stats : TermStats, optional
         Term statistics of the index (inverse document frequencies).
+    similarity : callable, optional
+        ``similarity(texts)`` gives the cosine of the query with each text in the index's
+        embedding space (query and passage prompts): a meaning match that works across languages,
+        paid for by encoding ``texts``. None where no model is at hand.
+    model : str
+        The index's embedding model (whose cosines ``similarity`` gives).
     """
 
     question: str
@@ -60,6 +68,8 @@ class Request:
     query: str = ""
     history: list[Turn] = field(default_factory=list)
     stats: TermStats | None = None
+    similarity: Callable[[Sequence[str]], np.ndarray] | None = None
+    model: str = ""
 
     def __post_init__(self) -> None:
         self.query = self.query or self.question

@@ -20,6 +20,13 @@ The *evidence* of an answer combines the winning document's share (is one source
 best?) and the best sentence's raw score (does it hold the question at all?); below
 ``abstain_threshold`` the answerer abstains. Weights and threshold were fitted on half of
 PIAF-dev and checked on the other half (README, "Answers").
+
+Across languages (an English question, French passages among the first ``Crosslingual.hits``),
+words say little, so meaning decides: the sentences of those passages get the cosine of the
+question with them, from the index's own model (:attr:`Request.similarity`), weighted
+``Crosslingual.weight`` in their score, and the answer is given when the chosen sentence's cosine
+reaches ``Crosslingual.gate``. These were fitted for one model (``Crosslingual.model``, by
+``eval/fit_crosslingual.py``); an index with another model keeps the lexical evidence alone.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -53,12 +60,22 @@ SUPPORT_FEATURES = EVIDENCE_FEATURES[1:]
 WEIGHTS_FILE = Path(__file__).with_name("extractive_weights.json")
 
 
-def load_weights(path: Path = WEIGHTS_FILE) -> dict[str, np.ndarray | float]:
+class Crosslingual(NamedTuple):
+    """How sentences are weighed when the question and the first passages differ in language."""
+
+    model: str     # the embedding model these values were fitted for
+    weight: float  # weight of the question-sentence cosine in a sentence's score
+    hits: int      # the first passages whose sentences are compared by meaning
+    gate: float    # lowest cosine of the chosen sentence at which the answer is given
+
+
+def load_weights(path: Path = WEIGHTS_FILE) -> dict[str, np.ndarray | float | Crosslingual]:
     """The fitted weights (written by ``eval/fit_answerer.py``), checked against the feature lists.
 
     ``sentence``: weights of :data:`FEATURES` (a softmax over a question's sentences);
     ``evidence``: weights of :data:`EVIDENCE_FEATURES`, then the bias (a logistic model);
-    ``support``: weights of :data:`SUPPORT_FEATURES`, then the bias; ``support_min``: its floor.
+    ``support``: weights of :data:`SUPPORT_FEATURES`, then the bias; ``support_min``: its floor;
+    ``crosslingual``: the :class:`Crosslingual` values.
     """
     data = json.loads(path.read_text(encoding="utf-8"))
     for key, wanted in (("sentence", FEATURES), ("evidence", EVIDENCE_FEATURES), ("support", SUPPORT_FEATURES)):
@@ -68,7 +85,8 @@ def load_weights(path: Path = WEIGHTS_FILE) -> dict[str, np.ndarray | float]:
     return {"sentence": np.array(data["sentence"]["weights"], dtype=np.float32),
             "evidence": np.array(data["evidence"]["weights"] + [data["evidence"]["bias"]], dtype=np.float32),
             "support": np.array(data["support"]["weights"] + [data["support"]["bias"]], dtype=np.float32),
-            "support_min": float(data["support_min"])}
+            "support_min": float(data["support_min"]),
+            "crosslingual": Crosslingual(**{f: data["crosslingual"][f] for f in Crosslingual._fields})}
 
 
 # Fitted on the questions of the even-numbered PIAF-dev articles, checked on the odd-numbered ones
@@ -80,6 +98,7 @@ WEIGHTS: np.ndarray = _FITTED["sentence"]
 EVIDENCE: np.ndarray = _FITTED["evidence"]
 SUPPORT: np.ndarray = _FITTED["support"]
 SUPPORT_MIN: float = _FITTED["support_min"]
+CROSSLINGUAL: Crosslingual = _FITTED["crosslingual"]
 SECOND_RATIO = 0.3
 CONTEXT_WEIGHT = 0.5  # weight of the words a follow-up question borrows from the chat
 
@@ -159,6 +178,7 @@ class Candidate:
     features: np.ndarray
     score: float = 0.0  # linear score (logit)
     share: float = 0.0  # softmax share among the question's sentences
+    meaning: float | None = None  # cosine with the question, where compared by meaning (across languages)
 
 
 def _window(query: Query, seq: list[str], lang: str, size: int, written: Sequence[frozenset[str]] = ()) -> float:
@@ -245,10 +265,42 @@ def score(candidates: list[Candidate], weights: np.ndarray = WEIGHTS) -> None:
     if not candidates:
         return
     logits = np.stack([c.features for c in candidates]) @ weights
+    for c, z in zip(candidates, logits.tolist()):
+        c.score = z
+    _share(candidates)
+
+
+def _share(candidates: list[Candidate]) -> None:
+    """Set each candidate's softmax share of the scores."""
+    logits = np.array([c.score for c in candidates])
     shares = np.exp(logits - logits.max())
     shares /= shares.sum()
-    for c, z, s in zip(candidates, logits.tolist(), shares.tolist()):
-        c.score, c.share = z, s
+    for c, s in zip(candidates, shares.tolist()):
+        c.share = s
+
+
+def weigh_meaning(candidates: list[Candidate], request: Request, lang: str,
+                  params: Crosslingual = CROSSLINGUAL) -> bool:
+    """Across languages, add the question-sentence cosine to the scores of the first passages' sentences.
+
+    Applies when one of the first ``params.hits`` passages is in another language than the
+    question (``lang``), the request can compare meanings and its model is ``params.model``: the
+    sentences of those passages (in either language, so that they compete alike) get their cosine
+    in :attr:`Candidate.meaning` and ``params.weight`` times it in their score; shares are
+    recomputed. Returns whether it applied.
+    """
+    first = request.hits[:params.hits]
+    if (request.similarity is None or request.model != params.model or not candidates
+            or all(h.lang == lang for h in first)):
+        return False
+    near = [c for c in candidates if c.hit < len(first)]
+    if not near:
+        return False
+    for c, cos in zip(near, request.similarity([c.text for c in near]).tolist()):
+        c.meaning = float(cos)
+        c.score += params.weight * c.meaning
+    _share(candidates)
+    return True
 
 
 def evidence_features(features: np.ndarray, doc_share: float) -> np.ndarray:
@@ -282,12 +334,15 @@ class Choice:
     evidence: float
 
 
-def choose(candidates: list[Candidate], hits: Sequence[Hit], second_ratio: float = SECOND_RATIO) -> Choice | None:
+def choose(candidates: list[Candidate], hits: Sequence[Hit], second_ratio: float = SECOND_RATIO,
+           gate: float = CROSSLINGUAL.gate) -> Choice | None:
     """The best sentence and a second one of the same document.
 
     The second is the sentence right after the best one when the best lacks what the question asks
     for and that one holds it (*« … le pont de Lyon. Il mesure 180 mètres. »*); otherwise the next
     best sentence of the document, when its share is at least ``second_ratio`` of the best one's.
+    The evidence of a sentence compared by meaning (:func:`weigh_meaning`) is 1 when its cosine
+    reaches ``gate``, else 0.
     """
     if not candidates:
         return None
@@ -306,6 +361,8 @@ def choose(candidates: list[Candidate], hits: Sequence[Hit], second_ratio: float
                 if c.share >= second_ratio * best.share:
                     chosen.append(c)
                 break
+    if best.meaning is not None:
+        return Choice(chosen, float(best.meaning >= gate))
     return Choice(chosen, evidence(evidence_features(best.features, doc_share)))
 
 
@@ -388,8 +445,9 @@ class ExtractiveAnswerer:
         """The answerer with the configured ``abstain_threshold``."""
         return cls(config.abstain_threshold)
 
-    def rank(self, request: Request) -> list[Candidate]:
-        """All sentences of the request's passages, scored (unsorted)."""
+    def rank(self, request: Request, meaning: bool = True) -> list[Candidate]:
+        """All sentences of the request's passages, scored (unsorted); with ``meaning``, across
+        languages by meaning too (:func:`weigh_meaning`)."""
         hits = request.hits
         if not hits:
             return []
@@ -400,6 +458,8 @@ class ExtractiveAnswerer:
             return []
         candidates = sentence_candidates(query, hits)
         score(candidates)
+        if meaning:
+            weigh_meaning(candidates, request, query.lang)
         return candidates
 
     def answer(self, request: Request) -> Answer:

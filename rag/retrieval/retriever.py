@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import Config
 from ..dates import day_range
-from ..embedding import QUERY, Embedder, canonical_model_name, get_embedder
+from ..embedding import PASSAGE, QUERY, Embedder, canonical_model_name, get_embedder
 from ..schema import Hit
 from ..search.stats import TermStats
 from ..store.base import IndexStore, SearchBackend
@@ -184,6 +184,16 @@ class Retriever:
             while len(self._queries) > 256:
                 self._queries.popitem(last=False)
         return vec
+
+    def similarity(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """Cosine of ``question`` (query prompt) with each of ``texts`` (passage prompt), in the index's model.
+
+        Encodes ``texts`` (a few milliseconds each); the question's vector comes from the cache
+        :meth:`query_vector` keeps.
+        """
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        return self.embedder.encode(list(texts), prompt=PASSAGE) @ self.query_vector(question[:2000])
 
     def _hits(self, fused: list[tuple[int, float, float, float]], strict: bool = True) -> list[Hit] | None:
         """Hits with their rows; with ``strict``, None when some rows are gone (a newer generation committed)."""
