@@ -58,8 +58,8 @@ def export_dir(model: str, cache_dir: Path) -> Path:
     return cache_dir / "encoders" / f"{slug}-{digest}-onnx-int8"
 
 
-def _require_onnx() -> None:
-    for module in ("onnxruntime", "onnx"):
+def _require_onnx(modules: Sequence[str] = ("onnxruntime", "onnx")) -> None:
+    for module in modules:
         try:
             __import__(module)
         except ImportError:
@@ -260,8 +260,7 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, model: str, batch_size: int = 32, cache_dir: Path | None = None):
         super().__init__()
-        _require_onnx()
-        import onnxruntime as ort
+        _require_onnx(("onnxruntime",))  # onnx itself is needed to export only
         from tokenizers import Tokenizer
 
         self.name = canonical_model_name(model)
@@ -273,37 +272,54 @@ class OnnxEmbedder(Embedder):
             export_int8(model, self.folder, resolve_model(model, cache_dir))
         try:
             self.meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
-            self._counter = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+            self._batcher = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception
             raise EncoderUnavailable(f"{self.folder}: damaged encoder export ({exc}); delete the folder and it "
                                      f"will be made again") from None
         self.max_tokens, self.dim = int(self.meta["max_tokens"]), int(self.meta["dim"])
         self.prompts = dict(self.meta.get("prompts") or {})
-        self._counter.no_truncation()
-        self._counter.no_padding()
-        self._batcher = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self._batcher.enable_truncation(self.max_tokens)
         self._batcher.no_padding()
-        options = ort.SessionOptions()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
-        # A question is a few tokens: one thread answers it fastest and never spins against other work.
-        options.intra_op_num_threads = 1
-        self._query_session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
-                                                   providers=["CPUExecutionProvider"])
-        self._inputs = [i.name for i in self.session.get_inputs()]
+        # Made on first use (each takes a second or more to load): a process that only asks
+        # questions never loads the batch session nor the token counter, and one that builds never
+        # loads the one-thread session.
+        self._counter = None
+        self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in model tokens, special tokens excluded."""
         with self._count_lock:  # a tokenizer is not safe to share between threads
-            return len(self._counter.encode(text, add_special_tokens=False).ids)
+            return len(self._span_tokenizer().encode(text, add_special_tokens=False).ids)
 
     def _span_tokenizer(self):
-        return self._counter  # no truncation, no padding; used under _count_lock
+        """The tokenizer without truncation or padding, loaded on first use; called under _count_lock."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+            counter.no_truncation()
+            counter.no_padding()
+            self._counter = counter
+        return self._counter
+
+    def _session(self, kind: str):
+        """The ``batch`` session (all threads) or the ``query`` one (one thread), loaded on first use;
+        called under the lock of its kind."""
+        session = self._sessions.get(kind)
+        if session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            if kind == "query":  # a question is a few tokens: one thread answers it fastest and never
+                options.intra_op_num_threads = 1  # spins against other work
+            session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+            self._sessions[kind] = session
+        return session
 
     def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
         """Texts are sorted by token length and batched up to :data:`BATCH_TOKENS` tokens (and
@@ -313,13 +329,14 @@ class OnnxEmbedder(Embedder):
         texts = [t.lower() for t in texts] if self.meta.get("lowercase") else list(texts)
         if len(texts) <= QUERY_TEXTS:
             with self._query_lock:
-                return self._encode_batch(self._batcher.encode_batch(texts), self._query_session)
+                return self._encode_batch(self._batcher.encode_batch(texts), self._session("query"))
         with self._lock:
+            session = self._session("batch")
             encodings = self._batcher.encode_batch(texts)
             order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
             for rows in _batches([len(encodings[r].ids) for r in order], self.batch_size):
                 picked = order[rows]
-                out[picked] = self._encode_batch([encodings[r] for r in picked], self.session)
+                out[picked] = self._encode_batch([encodings[r] for r in picked], session)
         return out
 
     def _encode_batch(self, encodings: list, session) -> np.ndarray:
@@ -331,7 +348,7 @@ class OnnxEmbedder(Embedder):
             n = len(e.ids)
             ids[row, :n], types[row, :n], mask[row, :n] = e.ids, e.type_ids, 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        hidden = session.run(None, {name: feed[name] for name in self._inputs})[0]
+        hidden = session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})[0]
         return _normalize(_pool(hidden, mask, self.meta["pooling"]))
 
 

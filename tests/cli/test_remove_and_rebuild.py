@@ -10,7 +10,8 @@ import sys
 import pytest
 from conftest import ARTICLE_EN, ARTICLE_FR, ROOT
 
-from rag.indexing import verify
+from rag.config import Config
+from rag.indexing import Indexer, verify
 from rag.store.sqlite import Store
 
 
@@ -25,8 +26,12 @@ def sources(index) -> list[str]:
 
 
 @pytest.fixture
-def served(tmp_path):
-    """An index with a corpus folder and, in ``uploads/`` beside it, what chat users uploaded (one JSONL file)."""
+def served(tmp_path, embedder, monkeypatch):
+    """An index with a corpus folder and, in ``uploads/`` beside it, what chat users uploaded (one JSONL file).
+
+    Built in this process from ``/``, as ``rag index build`` run there would (the model is loaded
+    once for the session); the tests' own commands run ``rag``.
+    """
     corpus, uploads, index = tmp_path / "corpus", tmp_path / "uploads", tmp_path / "index"
     corpus.mkdir()
     uploads.mkdir()
@@ -41,9 +46,10 @@ def served(tmp_path):
     elsewhere.mkdir()
     (elsewhere / "old.txt").write_text("Un ancien article venu d'un autre dossier, sur le port de Brest.",
                                        encoding="utf-8")
+    monkeypatch.chdir("/")
     for paths in ([corpus], [uploads / "notes.txt"], [uploads / "quarter.jsonl"], [elsewhere]):
-        res = rag("index", "build", *map(str, paths), "--index", str(index), "-q", cwd="/")
-        assert res.returncode == 0, res.stderr
+        assert not Indexer(Config(index_dir=str(index))).build(paths, progress=False).skipped
+    monkeypatch.undo()
     return tmp_path, corpus, uploads, index
 
 
