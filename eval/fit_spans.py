@@ -39,6 +39,7 @@ from fit_answerer import article_of, build_indexes  # noqa: E402
 
 from rag.answering import extractive as ex  # noqa: E402
 from rag.answering import spans as sp  # noqa: E402
+from rag.answering import syntax  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.embedding import canonical_model_name  # noqa: E402
 from rag.evaluation import docs_index, load_qa, token_f1  # noqa: E402
@@ -50,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_QA = ROOT / "eval" / "seed_qa.jsonl"
 L2 = 1e-3
 GAMMA = 8.0  # sharpness of the fitting targets (see fit_spans)
+PENALTY = 0.5  # what a shown span sharing no word with the answer costs, against 1 for a right one
 
 
 @dataclass
@@ -122,15 +124,16 @@ class Example:
     texts: list[str]
 
 
-def examples(records: list[Record], echo: bool = False, gate: bool = True) -> list[Example]:
+def examples(records: list[Record], echo: bool = False, gate: bool = True, use_syntax: bool = False) -> list[Example]:
     """Generate every record's candidates and score each against the gold answers.
 
-    ``echo``, ``gate``: as in :func:`rag.spans.candidates` (what the ablation turns off).
+    ``echo``, ``gate``, ``use_syntax``: as in :func:`rag.spans.candidates` (the first two are what
+    the ablation turns off; the last fills the syntax group when spaCy is installed).
     """
     out = []
     for r in records:
         q = sp.analyse_question(r.question, r.lang, lambda t, r=r: r.idf.get(t, 1.0))
-        cands = sp.candidates(q, r.sentences, echo, gate)
+        cands = sp.candidates(q, r.sentences, echo, gate, use_syntax, r.question)
         texts = [r.sentences[s].text[a - r.sentences[s].start:b - r.sentences[s].start]
                  for s, a, b in zip(cands.sentence.tolist(), cands.start.tolist(), cands.end.tolist())]
         out.append(Example(r, q.asked, cands, np.array([token_f1(t, r.answers) for t in texts], dtype=np.float32),
@@ -213,19 +216,36 @@ def confidences(outs: list[Outcome], conf: np.ndarray) -> np.ndarray:
     return np.array([-1.0 if o.x is None else 1 / (1 + np.exp(-(o.x @ conf[:-1] + conf[-1]))) for o in outs])
 
 
-def choose_threshold(outs: list[Outcome], conf: np.ndarray) -> float:
-    """The lowest confidence from which the spans shown have a mean F1 of at least 0.5 (fitting half).
+def utility(outs: list[Outcome], shown: np.ndarray, penalty: float = PENALTY) -> float:
+    """Mean over the questions of what the spans shown are worth: their F1, minus ``penalty`` for one sharing no word."""
+    f1 = np.array([o.f1 for o in outs])
+    return float(np.mean(np.where(shown, f1 - penalty * (f1 == 0), 0.0)))
 
-    A span is shown from ``t`` on when its confidence is at least ``t``; among the thresholds whose
-    shown spans are right more often than wrong (mean F1 >= 0.5) the one showing most is taken.
+
+def choose_threshold(outs: list[Outcome], conf: np.ndarray, penalty: float = PENALTY) -> float:
+    """The confidence threshold of highest :func:`utility` on the fitting half (the lowest of ties).
+
+    A span is shown when its confidence is at least the threshold. With ``penalty`` 0 this is the
+    threshold of highest expected short_f1 (0: every span shown); a positive ``penalty`` weighs a
+    wrong answer shown in bold against a right one.
     """
     c = confidences(outs, conf)
-    f1 = np.array([o.f1 for o in outs])
-    for t in np.round(np.arange(0.0, 1.0, 0.01), 2):
-        shown = c >= t
-        if shown.any() and f1[shown].mean() >= 0.5:
-            return float(t)
-    return 1.0
+    grid = np.round(np.arange(0.0, 1.0, 0.01), 2)
+    values = [utility(outs, c >= t, penalty) for t in grid]
+    return float(grid[int(np.argmax(values))])
+
+
+def losses(exs: list[Example], outs: list[Outcome], conf: np.ndarray, threshold: float, half: str) -> dict:
+    """Where a half's short_f1 goes: no answer, no span shown, gold not a candidate, the model's pick."""
+    rows = [(e, o, c) for e, o, c in zip(exs, outs, confidences(outs, conf)) if e.record.half == half]
+    gold = [(e, o) for e, o, _ in rows if len(e.f1) and e.exact.any()]
+    return {"half": half, "no answer": round(float(np.mean([not e.record.sentences for e, _, _ in rows])), 3),
+            "no candidate": round(float(np.mean([bool(e.record.sentences) and not len(e.f1) for e, _, _ in rows])), 3),
+            "under threshold": round(float(np.mean([o.x is not None and c < threshold for _, o, c in rows])), 3),
+            "gold is a candidate": round(len(gold) / max(len(rows), 1), 3),
+            "oracle f1": round(float(np.mean([e.f1.max() if len(e.f1) else 0.0 for e, _, _ in rows])), 3),
+            "picked exact (gold a candidate)": round(float(np.mean([o.exact for _, o in gold] or [0])), 3),
+            "picked f1 (gold a candidate)": round(float(np.mean([o.f1 for _, o in gold] or [0])), 3)}
 
 
 def scores(exs: list[Example], outs: list[Outcome], conf: np.ndarray | None, threshold: float, half: str) -> dict:
@@ -278,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write {sp.WEIGHTS_FILE}")
     parser.add_argument("--reuse", action="store_true", help="reuse the answers of the last run (same model only)")
     parser.add_argument("--no-ablation", action="store_true", help="skip the refits without each feature group")
+    parser.add_argument("--no-syntax", action="store_true", help="fit only the weights without spaCy's features")
     args = parser.parse_args(argv)
     config = load_config()
     root = config.cache_path / "fit-spans" / canonical_model_name(config.model).replace("/", "--")
@@ -287,38 +308,55 @@ def main(argv: list[str] | None = None) -> int:
     else:
         records = collect(args.piaf, root)
         save(records, cache)
+    with_syntax = syntax.available("fr") and not args.no_syntax
     t0 = time.perf_counter()
-    exs = examples(records)
-    print(f"{len(exs)} questions, {sum(len(e.f1) for e in exs)} candidates "
+    exs = examples(records, use_syntax=with_syntax)
+    print(f"{len(exs)} questions, {sum(len(e.f1) for e in exs)} candidates, syntax {with_syntax} "
           f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     fit = [e for e in exs if e.record.half == "fit"]
-    weights = fit_spans(fit)
-    outs = outcomes(exs, weights)
-    conf = fit_confidence([o for e, o in zip(exs, outs) if e.record.half == "fit"])
-    threshold = choose_threshold([o for e, o in zip(exs, outs) if e.record.half == "fit"], conf)
-    model = sp.SpanModel(weights, conf, threshold)
-
-    print(f"\nspans (confidence threshold {threshold}; 'seed' is a check, never fitted on):")
-    print_table([scores(exs, outs, conf, threshold, h) for h in ("fit", "check", "seed")])
-    print("\nthe same with a span for every answer (threshold 0):")
-    print_table([scores(exs, outs, None, 0.0, h) for h in ("fit", "check", "seed")])
-    print("\nthreshold trade-off on the check half:")
-    print_table([{"threshold": t, **{k: v for k, v in scores(exs, outs, conf, t, "check").items()
-                                      if k in ("short_given", "short_exact", "short_f1", "f1_when_given")}}
-                 for t in (0.0, 0.2, 0.3, 0.4, threshold, 0.5, 0.6)])
-    print("\ntime of find_span per answer:", timing(records, model))
+    plain = np.array([f not in sp.GROUPS["syntax"] for f in sp.FEATURES], dtype=np.float32)
+    fitted = {}
+    for label, mask in (("without syntax", plain), ("with syntax", None))[:2 if with_syntax else 1]:
+        weights = fit_spans(fit, mask)
+        outs = outcomes(exs, weights, mask)
+        fit_outs = [o for e, o in zip(exs, outs) if e.record.half == "fit"]
+        conf = fit_confidence(fit_outs)
+        threshold = choose_threshold(fit_outs, conf)
+        model = sp.SpanModel(weights, conf, threshold, mask is None)
+        fitted[label] = model
+        print(f"\n## {label}\n\nspans (confidence threshold {threshold}, the highest utility on the fit half with "
+              f"a penalty of {PENALTY} for a span sharing no word with the answer; 'seed' is a check, never fitted on):")
+        print_table([scores(exs, outs, conf, threshold, h) for h in ("fit", "check", "seed")])
+        print("\nthe same with a span for every answer (threshold 0):")
+        print_table([scores(exs, outs, None, 0.0, h) for h in ("fit", "check", "seed")])
+        print("\nwhere the short answers are lost (shares of the questions; the last two among those whose gold "
+              "answer is a candidate):")
+        print_table([losses(exs, outs, conf, threshold, h) for h in ("fit", "check", "seed")])
+        print("\nthreshold trade-off (utility and short_f1 on the fit half, short_f1 on the check half):")
+        fit_c = confidences(fit_outs, conf)
+        print_table([{"threshold": t, "fit utility": round(utility(fit_outs, fit_c >= t), 3),
+                      "fit short_f1": scores(exs, outs, conf, t, "fit")["short_f1"],
+                      **{k: v for k, v in scores(exs, outs, conf, t, "check").items()
+                         if k in ("short_given", "short_exact", "short_f1", "f1_when_given")}}
+                     for t in sorted({0.0, 0.1, 0.2, 0.3, 0.4, threshold, 0.5, 0.6})])
+        print("\ntime of find_span per answer:", timing(records, model))
 
     if not args.no_ablation:
-        full = scores(exs, outs, None, 0.0, "check")
+        full = scores(exs, outcomes(exs, fitted["with syntax" if with_syntax else "without syntax"].weights),
+                      None, 0.0, "check")
         rows = []
         for group, names in sp.GROUPS.items():
-            mask = np.array([f not in names for f in sp.FEATURES], dtype=np.float32)
+            if group == "syntax" and not with_syntax:
+                continue
+            mask = np.array([f not in names and (with_syntax or f not in sp.GROUPS["syntax"]) for f in sp.FEATURES],
+                            dtype=np.float32)
             s = scores(exs, outcomes(exs, fit_spans(fit, mask), mask), None, 0.0, "check")
             rows.append({"without": group, "features": len(names), "short_exact": s["short_exact"],
                          "short_f1": s["short_f1"], "f1 added by the group": round(full["short_f1"] - s["short_f1"], 3),
                          "exact added": round(full["short_exact"] - s["short_exact"], 3)})
-        for label, other in (("the filter: spans holding question words", examples(records, echo=True)),
-                             ("the type gate: candidates of the asked shape", examples(records, gate=False))):
+        for label, other in (("the filter: spans holding question words", examples(records, True, True, with_syntax)),
+                             ("the type gate: candidates of the asked shape", examples(records, False, False,
+                                                                                       with_syntax))):
             s = scores(other, outcomes(other, fit_spans([e for e in other if e.record.half == "fit"])), None, 0.0,
                        "check")
             rows.append({"without": label, "features": 0, "short_exact": s["short_exact"], "short_f1": s["short_f1"],
@@ -326,23 +364,19 @@ def main(argv: list[str] | None = None) -> int:
                          "exact added": round(full["short_exact"] - s["short_exact"], 3)})
         print("\nablation (check half, a span for every answer; each group removed and the model refitted):")
         print_table(rows)
-        rows, kept = [], []
-        for group in sp.GROUPS:
-            kept.append(group)
-            mask = np.array([any(f in sp.GROUPS[g] for g in kept) for f in sp.FEATURES], dtype=np.float32)
-            s = scores(exs, outcomes(exs, fit_spans(fit, mask), mask), None, 0.0, "check")
-            rows.append({"groups": " + ".join(kept), "short_exact": s["short_exact"], "short_f1": s["short_f1"]})
-        print("\nthe groups added one after the other (check half, a span for every answer):")
-        print_table(rows)
 
     if args.write:
-        data = {
-            "fitted": f"eval/fit_spans.py {Path(args.piaf).name}: even-numbered articles, model {config.model}",
-            "span": {"features": list(sp.FEATURES), "weights": [round(float(v), 4) for v in weights]},
-            "confidence": {"features": list(sp.CONFIDENCE_FEATURES),
-                           "weights": [round(float(v), 4) for v in conf[:-1]], "bias": round(float(conf[-1]), 4)},
-            "threshold": threshold,
-        }
+        def part(model: sp.SpanModel) -> dict:
+            return {"span": {"features": list(sp.FEATURES), "weights": [round(float(v), 4) for v in model.weights]},
+                    "confidence": {"features": list(sp.CONFIDENCE_FEATURES),
+                                   "weights": [round(float(v), 4) for v in model.confidence[:-1]],
+                                   "bias": round(float(model.confidence[-1]), 4)},
+                    "threshold": model.threshold}
+        data = {"fitted": f"eval/fit_spans.py {Path(args.piaf).name}: even-numbered articles, model {config.model}; "
+                          f"threshold of highest utility (penalty {PENALTY})",
+                **part(fitted["without syntax"])}
+        if with_syntax:
+            data["with_syntax"] = part(fitted["with syntax"])
         sp.WEIGHTS_FILE.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         print(f"\nwrote {sp.WEIGHTS_FILE}")
     return 0

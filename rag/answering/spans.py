@@ -12,11 +12,14 @@ reader wants first. No model call, a few milliseconds per answer:
   question asks for (:func:`rag.questions.asked_for`) crossed with the candidate's shape (capitals,
   digits, a date, an amount with its unit, a name: :mod:`rag.sentences`), the question's words it
   holds and how far it sits from the others, its length, its position and edges, its sentence's
-  share of the answerer's belief;
+  share of the answerer's belief; with spaCy installed (``rag[syntax]``), its place in a dependency
+  parse of the sentence (:mod:`rag.answering.syntax`: its head's part of speech and relation, whether
+  it is one constituent, the question's words around it in the tree);
 - a linear model (weights in ``span_weights.json``, fitted on PIAF-dev by ``eval/fit_spans.py``)
   scores them; a softmax over the question's candidates gives each a probability, and a logistic
   model over the best one's probability and kind gives the **confidence**. Below the fitted
-  ``threshold`` there is no short answer.
+  ``threshold`` there is no short answer. The weights file holds two fits: with the syntax
+  features (used when spaCy's French pipeline is installed) and without them.
 
 :func:`find_span` takes the question and the answer's sentences (each with the citation it
 falls under); :func:`rag.answering.extractive.short_answer` calls it for an extractive answer.
@@ -37,6 +40,7 @@ from ..text.analysis import PREFIX, QUESTION_WORDS, stopwords, word_terms
 from ..text.normalize import normalize_answer
 from ..text.questions import Asked, asked_for, head_noun, strip_meta
 from ..text.sentences import MONTHS, NUMBER_WORDS, WEEKDAYS, dates, entities, numbers, quotes
+from . import syntax
 
 MAX_WORDS = 10   # longest candidate, in words
 WINDOW = 4       # words on each side where the question's words are counted
@@ -78,6 +82,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
                  "next_stop", "in_brackets"),
     "lexical": tuple(f"first={w}" for w in EDGE_WORDS) + tuple(f"prev={w}" for w in EDGE_WORDS),
     "sentence": ("share", "best_sentence", "sentence_coverage"),
+    "syntax": syntax.feature_names([a.value for a in ASKED]),  # zeros without spaCy (rag.answering.syntax)
 }
 FEATURES: tuple[str, ...] = tuple(f for group in GROUPS.values() for f in group)
 CONFIDENCE_FEATURES = ("probability", "log_margin", "share", "sentence_coverage", "entity", "date", "amount",
@@ -136,15 +141,28 @@ class Candidates(NamedTuple):
 
 
 class SpanModel(NamedTuple):
-    """Fitted weights: the candidate scorer, the confidence model and its threshold."""
+    """Fitted weights: the candidate scorer, the confidence model and its threshold.
+
+    ``syntax``: the weights use the features of :mod:`rag.answering.syntax` (spaCy); without it
+    their weights are 0 and the candidates' syntax columns are left at 0.
+    """
 
     weights: np.ndarray     # len(FEATURES)
     confidence: np.ndarray  # len(CONFIDENCE_FEATURES) + 1 (bias last)
     threshold: float
+    syntax: bool = False
 
 
-def load_model(path: Path = WEIGHTS_FILE) -> SpanModel:
+def load_model(path: Path = WEIGHTS_FILE, use_syntax: bool | None = None) -> SpanModel:
     """The weights written by ``eval/fit_spans.py --write``, checked against this version's features.
+
+    Parameters
+    ----------
+    path : Path
+        The weights file.
+    use_syntax : bool, optional
+        Take the weights fitted with the syntax features (default: when spaCy's French pipeline
+        is installed, :func:`rag.answering.syntax.available`), else those fitted without them.
 
     Raises
     ------
@@ -156,9 +174,12 @@ def load_model(path: Path = WEIGHTS_FILE) -> SpanModel:
         if tuple(data[key]["features"]) != names:
             raise ValueError(f"{path}: {key} weights are for other features than this version computes "
                              f"({len(data[key]['features'])} vs {len(names)}); refit with eval/fit_spans.py")
+    use_syntax = syntax.available("fr") if use_syntax is None else use_syntax
+    if use_syntax and "with_syntax" in data:
+        data = {**data, **data["with_syntax"]}
     return SpanModel(np.array(data["span"]["weights"], dtype=np.float32),
                      np.array(data["confidence"]["weights"] + [data["confidence"]["bias"]], dtype=np.float32),
-                     float(data["threshold"]))
+                     float(data["threshold"]), bool(use_syntax and "with_syntax" in data))
 
 
 # -- the question -----------------------------------------------------------------------------
@@ -307,7 +328,8 @@ def _sentence_candidates(text: str, lang: str, question: Question,
     return i[ok], j[ok], cum, w
 
 
-def candidates(question: Question, sentences: Sequence[Sentence], echo: bool = False, gate: bool = True) -> Candidates:
+def candidates(question: Question, sentences: Sequence[Sentence], echo: bool = False, gate: bool = True,
+               use_syntax: bool = False, question_text: str = "") -> Candidates:
     """Every candidate span of ``sentences`` with its :data:`FEATURES`.
 
     Parameters
@@ -322,6 +344,11 @@ def candidates(question: Question, sentences: Sequence[Sentence], echo: bool = F
     gate : bool
         For a question about a person, a place, a date or a number, keep only the candidates of
         that shape (:data:`FITS`: a capital, a date, a digit or number word) when there is one.
+    use_syntax : bool
+        Fill the ``syntax`` group (:mod:`rag.answering.syntax`) from a parse of the sentences
+        whose language has a spaCy pipeline; its columns stay 0 otherwise.
+    question_text : str
+        The question as asked, parsed for the role of its question word (with ``use_syntax``).
 
     Returns
     -------
@@ -329,11 +356,18 @@ def candidates(question: Question, sentences: Sequence[Sentence], echo: bool = F
         Rows in sentence order; offsets in the document text.
     """
     blocks, sent_ix, starts, ends = [], [], [], []
+    docs = syntax.parse_all(question_text, question.lang, [(s.text, s.lang) for s in sentences]) if use_syntax else {}
+    role = syntax.question_role(docs["question"]) if "question" in docs else ""
     for s_ix, sent in enumerate(sentences):
         i, j, cum, w = _sentence_candidates(sent.text, sent.lang, question, echo)
         if not len(i):
             continue
-        blocks.append(_features(question, sent, s_ix, i, j, cum, w))
+        block = _features(question, sent, s_ix, i, j, cum, w)
+        if s_ix in docs:
+            block[:, _SYNTAX_COLS] = syntax.span_features(
+                docs[s_ix], w.start[i], w.end[j], lambda word, lang=sent.lang: _question_term(word, lang, question) >= 0,
+                role, question.asked.value, _SYNTAX_NAMES)
+        blocks.append(block)
         sent_ix.append(np.full(len(i), s_ix))
         starts.append(w.start[i] + sent.start)
         ends.append(w.end[j] + sent.start)
@@ -346,6 +380,10 @@ def candidates(question: Question, sentences: Sequence[Sentence], echo: bool = F
         if fits.any():
             out = Candidates(*(column[fits] for column in out))
     return out
+
+
+_SYNTAX_NAMES = {name: k for k, name in enumerate(GROUPS["syntax"])}
+_SYNTAX_COLS = np.array([_COL[name] for name in GROUPS["syntax"]])
 
 
 def _features(question: Question, sent: Sentence, s_ix: int, i: np.ndarray, j: np.ndarray, cum: dict,
@@ -540,7 +578,7 @@ def find_span(question: str, lang: str, sentences: Sequence[Sentence], model: Sp
     """
     model = model or default_model()
     q = analyse_question(question, lang, idf)
-    cands = candidates(q, sentences)
+    cands = candidates(q, sentences, use_syntax=model.syntax, question_text=question)
     if not len(cands.start):
         return None
     probs = probabilities(cands.features, model.weights)

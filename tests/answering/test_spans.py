@@ -8,6 +8,7 @@ from conftest import SEEDS
 
 from rag.answering import Request
 from rag.answering import spans as sp
+from rag.answering import syntax
 from rag.answering.base import abstain
 from rag.answering.extractive import ExtractiveAnswerer, choose, compose, short_answer
 from rag.config import Config
@@ -18,6 +19,9 @@ from rag.text.questions import Asked, asked_for
 from rag.text.sentences import dates, entities, numbers, quotes
 
 SEED_TEXT = next(SEEDS.glob("*.txt")).read_text(encoding="utf-8")
+# Without spaCy's parse (rag[syntax]) the weights fitted without it miss these (eval/fit_spans.py's figures).
+WITHOUT_PARSE = pytest.mark.xfail(not syntax.available("fr"), strict=False,
+                                  reason="the weights fitted without spaCy's parse miss this one")
 
 
 def sentence_of(text: str, words: str) -> sp.Sentence:
@@ -63,8 +67,7 @@ TYPED = [
 ]
 
 
-@pytest.mark.xfail(reason="known weakness of the fitted linear model: 7 of these 12 right (the wrong minister, "
-                          "Oman for the city, over-long English spans)", strict=False)
+@WITHOUT_PARSE
 def test_who_when_where_how_many_mostly_get_the_name_date_place_number():
     # The fitted model is not always right (eval/fit_spans.py's figures); on these real sentences it gets
     # at least two questions in three, and each miss is named.
@@ -114,8 +117,7 @@ def test_a_span_is_given_only_from_the_fitted_confidence_on():
     assert sp.find_span(question, "fr", sentences, threshold=found.confidence + 1e-6) is None
 
 
-@pytest.mark.xfail(reason="known weakness of the confidence model: a typed question with no span of its type "
-                          "can still reach the threshold (0.39 against 0.34 here)", strict=False)
+@WITHOUT_PARSE
 def test_low_confidence_gives_no_span():
     # a sentence with nothing the question asks for: no name for "qui", nothing near its words
     sentences = [sp.Sentence("Il pleuvait beaucoup ce jour-là et les rues étaient vides.", 0, 1, "fr")]
@@ -141,12 +143,9 @@ def retriever(answer_index, embedder):
 
 
 @pytest.mark.parametrize("question, gold", [
-    pytest.param("Quelle est la capitale d'Oman ?", "Mascate", marks=pytest.mark.xfail(
-        reason="multilingual-e5-small: the answer quotes the right sentence, the span is under the confidence "
-               "threshold", strict=False)),
+    pytest.param("Quelle est la capitale d'Oman ?", "Mascate", marks=WITHOUT_PARSE),
     ("Qui est la secrétaire de presse de la Maison Blanche ?", "Karoline Leavitt"),
-    pytest.param("Combien mesure le nouveau pont de Lyon ?", "180 mètres", marks=pytest.mark.xfail(
-        reason="the span found is under the confidence threshold", strict=False)),
+    pytest.param("Combien mesure le nouveau pont de Lyon ?", "180 mètres", marks=WITHOUT_PARSE),
     ("How many homes can the plant power?", "120,000"),
 ])
 def test_the_answerer_gets_a_short_answer_under_its_citation(retriever, question, gold):
