@@ -287,19 +287,25 @@ def weigh_meaning(candidates: list[Candidate], request: Request, lang: str,
     question (``lang``), the request can compare meanings and its model is ``params.model``: the
     sentences of those passages (in either language, so that they compete alike) get their cosine
     in :attr:`Candidate.meaning` and ``params.weight`` times it in their score; shares are
-    recomputed. Returns whether it applied.
+    recomputed. With a weight of 0 the scores stay as they are, and only the best sentence's
+    cosine is needed (for :func:`choose`'s gate): it alone is encoded, when it is one of those
+    passages'. Returns whether it applied.
     """
     first = request.hits[:params.hits]
     if (request.similarity is None or request.model != params.model or not candidates
             or all(h.lang == lang for h in first)):
         return False
     near = [c for c in candidates if c.hit < len(first)]
+    if not params.weight:
+        best = max(candidates, key=lambda c: c.score)
+        near = [best] if best.hit < len(first) else []
     if not near:
         return False
     for c, cos in zip(near, request.similarity([c.text for c in near]).tolist()):
         c.meaning = float(cos)
         c.score += params.weight * c.meaning
-    _share(candidates)
+    if params.weight:
+        _share(candidates)
     return True
 
 
