@@ -26,9 +26,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-try:  # optional: pip install 'rag[syntax]'
-    import spacy
-except ImportError:  # pragma: no cover - depends on the installation
+from rag.lazy import lazy_import
+
+try:  # optional: pip install 'rag[syntax]'; imported on first parse (2-4 s: a build never pays it)
+    spacy = lazy_import("spacy")
+except ModuleNotFoundError:  # pragma: no cover - depends on the installation
     spacy = None
 
 PIPELINES = {"fr": "fr_core_news_sm", "en": "en_core_web_sm"}

