@@ -1,6 +1,6 @@
 """Run the benchmarks of issue 6 (speed and scale), print a table, write JSON, Markdown and a plot.
 
-    python -m bench.run                       # everything, 10-15 minutes on 2 quiet cores
+    python -m bench.run                       # everything, about 15 minutes on 2 cores
     python -m bench.run --quick               # small sizes, a minute or two: checks the benchmark works
     python -m bench.run --sections scale ann  # some sections only
 
