@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 ENCODE_STEP = 256  # chunks encoded (and cached) per step: a crash loses at most one step
 
 
-CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")
+CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")  # and, in a database, "document-committed"
 
 
 def crash_point(name: str) -> None:
@@ -70,14 +70,6 @@ def crash_point(name: str) -> None:
 def embed_text(title: str, chunk_text: str) -> str:
     """What is embedded and BM25-indexed for a chunk: its document's title, then its text."""
     return f"{title}\n{chunk_text}" if title else chunk_text
-
-
-def _committing(changes: Sequence[DocumentChange]):
-    """The changes, one at a time; ``RAG_CRASH_AT=document-committed`` dies once the first is committed."""
-    for i, change in enumerate(changes):
-        if i:
-            crash_point("document-committed")
-        yield change
 
 
 @contextmanager
@@ -368,7 +360,9 @@ class Indexer:
             self._encode_again(store, existing, changes, report, manifest)
         gen_ok = self._search_files_sound(store, manifest)
         report.search_files_rebuilt = manifest is not None and not gen_ok and not rebuild
-        if report.changed or not gen_ok or rebuild:
+        # a database whose first build was killed after its last batch: its indexes and manifest still to make
+        unfinished = not store.local and manifest is None and bool(existing)
+        if report.changed or not gen_ok or rebuild or unfinished:
             if manifest is not None and not rebuild and changes.new_docs:  # new vectors beside the index's
                 layout.check_prompts(manifest, self.embedder.prompts, self.model, str(store.folder))
             chunks, vectors, dropped = self._embed(store, changes.new_docs, report, progress, on_progress)
@@ -608,9 +602,10 @@ class Indexer:
         changes += [DocumentChange(doc_id, None) for doc_id in replaced.values()]
         new_manifest = self._new_manifest(manifest, self._dim(manifest), (manifest.generation if manifest else 0) + 1,
                                           bool(items))
-        store.apply(_committing(changes), new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
+        store.apply(changes, new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
                     page_reader=self.page_reader, forget_keys=[d["key"] for d in gone], forget_all=rebuild,
-                    drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"))
+                    drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"),
+                    committed=lambda: crash_point("document-committed"), batch=self.config.pg_bulk_batch)
         crash_point("committed")
 
     def _new_manifest(self, manifest: Manifest | None, dim: int, generation: int, encoded: bool,
