@@ -37,7 +37,7 @@ from ..errors import BadInput, DiskFull, IndexCorrupt, IndexMismatch, IndexProbl
 from ..ingest.base import Skipped, Unreadable, error_text, guarded
 from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.files import FileStamp, key_files, key_under
-from ..ingest.loading import LoadResult, load_paths, loader_version
+from ..ingest.loading import RECORD_DIGEST, LoadResult, load_paths, loader_version
 from ..ingest.ocr import OcrSettings, ocr_settings
 from ..ingest.web import entries_for, entry_of_key, fetcher_for, load_pages, web_version
 from ..schema import Chunk, Document
@@ -65,6 +65,23 @@ def crash_point(name: str) -> None:
     """Fault injection for the crash tests: ``RAG_CRASH_AT=name`` kills the process (SIGKILL) here."""
     if os.environ.get("RAG_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def record_digests(rows: Iterable[dict], stamps: dict[str, FileStamp]) -> dict[str, str]:
+    """The record digest (``meta["record_sha256"]``) of each indexed document read from a stamped file, by key:
+    a record read again with those bytes, by the same reader, is the document as indexed."""
+    out = {}
+    for row in rows:
+        meta = row.get("meta")
+        if not meta or RECORD_DIGEST not in meta or not any(f in stamps for f in key_files(row["key"])[1:]):
+            continue
+        try:
+            digest = (json.loads(meta) if isinstance(meta, str) else meta).get(RECORD_DIGEST)
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(digest, str):
+            out[row["key"]] = digest
+    return out
 
 
 def embed_text(title: str, chunk_text: str) -> str:
@@ -218,9 +235,9 @@ class Indexer:
         addresses = [p for p in given if isinstance(p, str)]
         paths = [p for p in given if isinstance(p, Path)]
         t0 = time.perf_counter()
-        known, pages = ({}, {}) if rebuild else self._known(index_dir)
+        known, pages, records = ({}, {}, {}) if rebuild else self._known(index_dir)
         loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr,
-                            self.config.max_articles_per_file, follow_links)
+                            self.config.max_articles_per_file, follow_links, records)
         entries, bad = entries_for(addresses, loaded.address_lists, int(self.config.max_file_mb * 1_000_000))
         loaded.skipped.extend(bad)
         if entries:
@@ -237,16 +254,17 @@ class Indexer:
         """Start the index over with exactly ``docs`` (vectors come from the cache where present)."""
         return self._run(index_dir, wait, time.perf_counter(), LoadResult(list(docs)), [], True, False, progress)
 
-    def _known(self, index_dir: str | os.PathLike | None) -> tuple[dict[str, FileStamp], dict[str, Validators]]:
-        """Stamps of the files and validators of the pages indexed so far (none for a missing or damaged
-        index: the build says what)."""
+    def _known(self, index_dir: str | os.PathLike | None
+               ) -> tuple[dict[str, FileStamp], dict[str, Validators], dict[str, str]]:
+        """Stamps of the files and validators of the pages indexed so far, and the record digests of the
+        JSONL documents read from those files (none for a missing or damaged index: the build says what)."""
         try:
             store = open_store(index_dir or self.config.index_dir)
         except IndexProblem:
-            return {}, {}
+            return {}, {}, {}
         try:
             stamps = {path: FileStamp(*stamp) for path, stamp in store.file_stamps(self.reader).items()}
-            return stamps, store.page_validators(self.page_reader)
+            return stamps, store.page_validators(self.page_reader), record_digests(store.documents(), stamps)
         finally:
             store.close()
 

@@ -172,3 +172,35 @@ def test_above_the_exact_search_limit_a_database_searches_by_hnsw_with_the_same_
             "EXPLAIN " + DENSE_SQL.replace("%(q)s", "%s").replace("%(n)s", "5"),
             (vec_literal(vector), vec_literal(vector))).fetchall())
         assert "chunks_hnsw" in plan  # the statement can use the HNSW index
+
+
+def test_a_changed_and_a_removed_jsonl_record_are_updated_and_removed(location, tmp_path, embedder):
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    feed = folder / "feed.jsonl"
+    records = [{"title": "Pont de Lyon", "url": "https://example.org/pont", "text": ARTICLE_FR_2.replace(
+                   "Grève des contrôleurs aériens", "Un pont piéton de 180 mètres")},
+               {"title": "Grève", "url": "https://example.org/greve", "text": ARTICLE_FR_2},
+               {"title": "Solar", "url": "https://example.org/solar",
+                "text": "A solar farm opened in Nevada on Monday; it can power 50,000 homes."}]
+
+    def write():
+        feed.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+    write()
+    config = Config(index_dir=location)
+    assert len(Indexer(config, embedder).build([folder], progress=False).added) == 3
+    records[0]["text"] += " Les travaux ont pris fin en mars, avec un mois de retard."
+    del records[2]
+    write()
+    report = Indexer(config, embedder).build([folder], progress=False)
+    assert len(report.updated) == 1 and len(report.removed) == 1 and len(report.unchanged) == 1, report.summary()
+    assert 0 < report.encoded <= report.chunks_new
+    store = open_store(location)
+    assert sorted(d["url"] for d in store.documents()) == ["https://example.org/greve", "https://example.org/pont"]
+    hits = Retriever(config, embedder=embedder).search("Quand les travaux ont-ils pris fin ?", 1)
+    assert hits[0].url == "https://example.org/pont" and "retard" in hits[0].text
+    assert all("Nevada" not in h.text for h in Retriever(config, embedder=embedder).search("solar farm Nevada", 5))
+    assert rag("index", "verify", "--index", location).returncode == 0
+    again = Indexer(config, embedder).build([folder], progress=False)
+    assert not again.changed and again.encoded == 0
