@@ -41,8 +41,8 @@ def copy_index(source: str | os.PathLike, target: str | os.PathLike, config: Con
     source, target : str or path-like
         Index folders or ``postgresql://`` addresses.
     config : Config
-        Settings for the destination's search files (``exact_search_limit``, ``pg_bulk_batch``); the model, chunking
-        and encoder are the source's.
+        Settings for the destination's search files (``exact_search_limit``, ``pg_bulk_batch``); the
+        model, chunking and encoder are the source's.
     wait : float
         Seconds to wait for a build holding the destination's lock.
 

@@ -28,24 +28,25 @@ from ..store.layout import Manifest, check_readable
 from ..store.postgres import PgStore, vec_literal
 from ..text.analysis import query_terms
 
+# each query term's weight (its multiplicity times its idf, over chunks and over documents) is computed once,
+# in q, and each posting row only adds its length-normalised share
 LEXICAL_SQL = """
-WITH q AS (
-    SELECT t.term_id, q.lang, count(*)::float8 AS mult, t.df, t.doc_df
+WITH st AS (SELECT chunks::float8 AS n, chunk_terms::float8 / chunks AS avg, docs::float8 AS nd,
+                   doc_terms::float8 / greatest(docs, 1) AS avgd FROM lexical_stats WHERE chunks > 0),
+q AS MATERIALIZED (
+    SELECT t.term_id, q.lang,
+           count(*)::float8 * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5)) AS w,
+           count(*)::float8 * ln(1 + (st.nd - t.doc_df + 0.5) / (t.doc_df + 0.5)) AS wd
     FROM unnest(%(langs)s::smallint[], %(terms)s::text[]) AS q(lang, term) JOIN terms t ON t.term = q.term
-    GROUP BY t.term_id, q.lang, t.df, t.doc_df),
-st AS (SELECT chunks::float8 AS n, chunk_terms::float8 / chunks AS avg, docs::float8 AS nd,
-              doc_terms::float8 / greatest(docs, 1) AS avgd FROM lexical_stats WHERE chunks > 0),
+    CROSS JOIN st
+    GROUP BY t.term_id, q.lang, t.df, t.doc_df, st.n, st.nd),
 c AS (
-    SELECT p.rowid, p.doc_no,
-           sum(q.mult * ln(1 + (st.n - q.df + 0.5) / (q.df + 0.5))
-               * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avg))) AS s
+    SELECT p.rowid, p.doc_no, sum(q.w * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avg))) AS s
     FROM q JOIN chunk_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
     WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
     GROUP BY p.rowid, p.doc_no),
 d AS (
-    SELECT p.doc_no,
-           sum(q.mult * ln(1 + (st.nd - q.doc_df + 0.5) / (q.doc_df + 0.5))
-               * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avgd))) AS s
+    SELECT p.doc_no, sum(q.wd * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avgd))) AS s
     FROM q JOIN doc_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
     WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
     GROUP BY p.doc_no),
