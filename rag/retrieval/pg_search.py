@@ -3,7 +3,7 @@
 BM25 is the local index's (bm25s's Lucene variant, :data:`rag.search.lexical.K1` and ``B``),
 over chunks and over documents, from the postings and the statistics the database keeps
 (:mod:`rag.store.postgres`): ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and
-``tf / (tf + k1 (1 - b + b len / avglen))``, summed over the question's terms in each row's
+``tf / (tf + k1 (1 - b) + k1 b len / avglen)``, summed over the question's terms in each row's
 language (:func:`rag.text.analysis.query_terms`), then blended ``(1 - doc_weight) x chunk / best
 chunk + doc_weight x document / best document`` as :meth:`rag.search.lexical.LexicalIndex.scores`.
 The candidates are the chunks matching a term and the chunks of the best ``n`` documents (a
@@ -28,40 +28,43 @@ from ..store.layout import Manifest, check_readable
 from ..store.postgres import PgStore, vec_literal
 from ..text.analysis import query_terms
 
-# each query term's weight (its multiplicity times its idf, over chunks and over documents) is computed once,
-# in q, and each posting row only adds its length-normalised share
-LEXICAL_SQL = """
-WITH st AS (SELECT chunks::float8 AS n, chunk_terms::float8 / chunks AS avg, docs::float8 AS nd,
-                   doc_terms::float8 / greatest(docs, 1) AS avgd FROM lexical_stats WHERE chunks > 0),
-q AS MATERIALIZED (
+# Each query term's weights (its multiplicity times its idf, over chunks and over documents) and the length
+# norm's constants are computed once, in q: a posting row only adds w tf / (tf + k0 + kl len). The maxima are
+# computed once (m is materialised: inlined, each use would scan c and d again). The order is by the score to
+# 12 decimals (it is at most 1), then rowid: sums of the same terms added in another order (another plan) differ
+# in their last bits, and would otherwise swap exact ties.
+LEXICAL_SQL = """WITH q AS MATERIALIZED (
     SELECT t.term_id, q.lang,
            count(*)::float8 * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5)) AS w,
-           count(*)::float8 * ln(1 + (st.nd - t.doc_df + 0.5) / (t.doc_df + 0.5)) AS wd
+           count(*)::float8 * ln(1 + (st.nd - t.doc_df + 0.5) / (t.doc_df + 0.5)) AS wd,
+           %(k1)s * (1 - %(b)s) AS k0, %(k1)s * %(b)s / st.avg AS kl, %(k1)s * %(b)s / st.avgd AS kld
     FROM unnest(%(langs)s::smallint[], %(terms)s::text[]) AS q(lang, term) JOIN terms t ON t.term = q.term
-    CROSS JOIN st
-    GROUP BY t.term_id, q.lang, t.df, t.doc_df, st.n, st.nd),
+    CROSS JOIN (SELECT chunks::float8 AS n, chunk_terms::float8 / chunks AS avg, docs::float8 AS nd,
+                       doc_terms::float8 / greatest(docs, 1) AS avgd FROM lexical_stats WHERE chunks > 0) st
+    GROUP BY t.term_id, q.lang, t.df, t.doc_df, st.n, st.nd, st.avg, st.avgd),
 c AS (
-    SELECT p.rowid, p.doc_no, sum(q.w * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avg))) AS s
-    FROM q JOIN chunk_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
+    SELECT p.rowid, any_value(p.doc_no) AS doc_no, sum(q.w * p.tf / (p.tf + q.k0 + q.kl * p.len)) AS s
+    FROM q JOIN chunk_postings p ON p.term_id = q.term_id AND p.lang = q.lang
     WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
-    GROUP BY p.rowid, p.doc_no),
+    GROUP BY p.rowid),
 d AS (
-    SELECT p.doc_no, sum(q.wd * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.len / st.avgd))) AS s
-    FROM q JOIN doc_postings p ON p.term_id = q.term_id AND p.lang = q.lang CROSS JOIN st
+    SELECT p.doc_no, sum(q.wd * p.tf / (p.tf + q.k0 + q.kld * p.len)) AS s
+    FROM q JOIN doc_postings p ON p.term_id = q.term_id AND p.lang = q.lang
     WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
     GROUP BY p.doc_no),
-m AS (SELECT coalesce((SELECT max(s) FROM c), 0) AS mc, coalesce((SELECT max(s) FROM d), 0) AS md),
+m AS MATERIALIZED (SELECT coalesce((SELECT max(s) FROM c), 0) AS mc, coalesce((SELECT max(s) FROM d), 0) AS md),
 top_docs AS (SELECT doc_no, s FROM d ORDER BY s DESC LIMIT %(n)s),
 cand AS (
     SELECT c.rowid, c.s AS cs, d.s AS ds FROM c LEFT JOIN d USING (doc_no)
     UNION ALL
     SELECT ch.rowid, NULL, top_docs.s FROM top_docs JOIN chunks ch USING (doc_no)
     WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.rowid = ch.rowid))
-SELECT cand.rowid,
-       (1 - %(w)s) * CASE WHEN m.mc > 0 THEN coalesce(cs, 0) / m.mc ELSE coalesce(cs, 0) END
-       + %(w)s * CASE WHEN m.md > 0 THEN coalesce(ds, 0) / m.md ELSE coalesce(ds, 0) END AS score
-FROM cand CROSS JOIN m
-ORDER BY score DESC, rowid
+SELECT rowid, score FROM (
+    SELECT cand.rowid,
+           (1 - %(w)s) * CASE WHEN m.mc > 0 THEN coalesce(cs, 0) / m.mc ELSE coalesce(cs, 0) END
+           + %(w)s * CASE WHEN m.md > 0 THEN coalesce(ds, 0) / m.md ELSE coalesce(ds, 0) END AS score
+    FROM cand CROSS JOIN m) scored
+ORDER BY round(score * 1e12) DESC, rowid
 LIMIT %(n)s
 """
 # HNSW: the index gives the order (no second sort key, or the planner could not use it)
@@ -150,7 +153,7 @@ class PgSearch:
         if not terms:
             return _EMPTY
         rows = self.store.query(LEXICAL_SQL, {"langs": langs, "terms": terms, "k1": K1, "b": B, "n": int(n),
-                                              "w": float(doc_weight), "allowed": allowed})
+                                              "w": float(doc_weight), "allowed": allowed}, prepare=False)
         rows = [r for r in rows if r[1] > 0]
         return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32)
 

@@ -232,10 +232,12 @@ class PgStore:
             self.close()
             raise IndexUnavailable(f"lost the database {self.folder}: {first_line(exc)}", where=self.folder) from None
 
-    def query(self, sql: str, args: Any = None) -> list[tuple]:
-        """Rows of one statement (outside any transaction: its own snapshot)."""
+    def query(self, sql: str, args: Any = None, prepare: bool | None = None) -> list[tuple]:
+        """Rows of one statement (outside any transaction: its own snapshot); ``prepare`` False plans it
+        for its own arguments every time (psycopg prepares a statement run often, and the server may then
+        keep one generic plan for all arguments)."""
         with self.errors():
-            return self.db.execute(sql, args).fetchall()
+            return self.db.execute(sql, args, prepare=prepare).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
