@@ -12,7 +12,9 @@ as locally. One statement reads postings and statistics: one snapshot.
 
 The dense side is inner product on unit vectors: exact (every allowed vector read) for a
 filter or an index of at most ``exact_search_limit`` chunks, as the local FAISS index is;
-HNSW above, with ``hnsw.ef_search`` = max(``pg_ef_search``, the candidates asked for).
+HNSW above, with ``hnsw.ef_search`` = max(``pg_ef_search``, the candidates asked for). The
+candidates found on the 16-bit vectors are scored again on their exact float32 vectors, read
+from the embedding cache in the same statement, so their scores and order are the local index's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 import numpy as np
 
 from ..config import Config
+from ..embedding import cache_key
 from ..search.lexical import K1, B
 from ..search.stats import TermStats
 from ..store.layout import Manifest, check_readable
@@ -68,13 +71,33 @@ ORDER BY round(score * 1e12) DESC, rowid
 LIMIT %(n)s
 """
 # HNSW: the index gives the order (no second sort key, or the planner could not use it)
-DENSE_SQL = ("SELECT rowid, -(embedding <#> %(q)s::halfvec) AS score FROM chunks "
+DENSE_SQL = ("SELECT rowid, hash, -(embedding <#> %(q)s::halfvec) AS score FROM chunks "
              "ORDER BY embedding <#> %(q)s::halfvec LIMIT %(n)s")
 # exact: every (allowed) vector scored behind an optimisation fence (OFFSET 0), then sorted; ties by rowid
-DENSE_EXACT_SQL = ("SELECT rowid, score FROM (SELECT rowid, -(embedding <#> %(q)s::halfvec) AS score FROM chunks "
-                   "WHERE %(allowed)s::int[] IS NULL OR doc_no = ANY(%(allowed)s::int[]) OFFSET 0) s "
+DENSE_EXACT_SQL = ("SELECT rowid, hash, score FROM (SELECT rowid, hash, -(embedding <#> %(q)s::halfvec) AS score "
+                   "FROM chunks WHERE %(allowed)s::int[] IS NULL OR doc_no = ANY(%(allowed)s::int[]) OFFSET 0) s "
                    "ORDER BY score DESC, rowid LIMIT %(n)s")
+# the candidates found on the 16-bit vectors, with their exact float32 vectors from the embedding cache
+RESCORE_SQL = ("SELECT s.rowid, s.score, e.vector FROM ({}) s "
+               "LEFT JOIN embedding_cache e ON e.model = %(model)s AND e.hash = s.hash")
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+
+
+def rescored(rows: list[tuple], query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rowids, scores) of (rowid, 16-bit score, cached float32 vector or None) rows, best first (ties by rowid):
+    the inner product with the exact vector where the cache has it (as the local index scores), else the
+    16-bit one."""
+    if not rows:
+        return _EMPTY
+    q = np.asarray(query, dtype=np.float32)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    scores = np.array([r[1] for r in rows], dtype=np.float32)
+    have = [i for i, r in enumerate(rows) if r[2] is not None and len(r[2]) == 4 * q.shape[0]]
+    if have:
+        vectors = np.vstack([np.frombuffer(bytes(rows[i][2]), dtype=np.float32) for i in have])
+        scores[have] = vectors @ q
+    order = np.lexsort((ids, -scores))
+    return ids[order], scores[order]
 
 
 class DatabaseTermStats(TermStats):
@@ -161,9 +184,11 @@ class PgSearch:
         """Best ``n`` chunks by inner product: (rowids, scores), best first."""
         if n <= 0 or (allowed is not None and not allowed):
             return _EMPTY
-        args = {"q": vec_literal(query), "n": int(n), "allowed": allowed}
+        m = self.manifest
+        args = {"q": vec_literal(query), "n": int(n), "allowed": allowed,
+                "model": cache_key(m.model, m.encoder, m.encoder_recipe) if m is not None else ""}
         if allowed is not None or self._chunk_count() <= self.config.exact_search_limit:
-            rows = self.store.query(DENSE_EXACT_SQL, args)
+            rows = self.store.query(RESCORE_SQL.format(DENSE_EXACT_SQL), args)
         else:
             ef = max(int(self.config.pg_ef_search), int(n))  # HNSW returns at most ef_search rows
             with self.store.errors():
@@ -171,8 +196,8 @@ class PgSearch:
                 if getattr(self._session, "conn", None) is not db or self._session.ef != ef:
                     db.execute(f"SET hnsw.ef_search = {ef}")
                     self._session.conn, self._session.ef = db, ef
-                rows = db.execute(DENSE_SQL, args).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32)
+                rows = db.execute(RESCORE_SQL.format(DENSE_SQL), args).fetchall()
+        return rescored(rows, query)
 
     def foreign_rows(self, rows: np.ndarray, lang: str) -> set[int]:
         """The chunk ids among ``rows`` whose chunk is not in language ``lang``."""
