@@ -12,9 +12,11 @@ as locally. One statement reads postings and statistics: one snapshot.
 
 The dense side is inner product on unit vectors: exact (every allowed vector read) for a
 filter or an index of at most ``exact_search_limit`` chunks, as the local FAISS index is;
-HNSW above, with ``hnsw.ef_search`` = max(``pg_ef_search``, the candidates asked for). The
-candidates found on the 16-bit vectors are scored again on their exact float32 vectors, read
-from the embedding cache in the same statement, so their scores and order are the local index's.
+HNSW above, with ``hnsw.ef_search`` = max(``pg_ef_search``, the candidates asked for). Where
+the search is exact, the candidates found on the 16-bit vectors are scored again on their exact
+float32 vectors, read from the embedding cache in the same statement, so their scores and order
+are the local index's; above the limit both backends search approximately (IVF locally) and the
+16-bit scores stand.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ class PgSearch:
                 if getattr(self._session, "conn", None) is not db or self._session.ef != ef:
                     db.execute(f"SET hnsw.ef_search = {ef}")
                     self._session.conn, self._session.ef = db, ef
-                rows = db.execute(RESCORE_SQL.format(DENSE_SQL), args).fetchall()
+                rows = [(r[0], r[2], None) for r in db.execute(DENSE_SQL, args).fetchall()]
         return rescored(rows, query)
 
     def foreign_rows(self, rows: np.ndarray, lang: str) -> set[int]:
