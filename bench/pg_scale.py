@@ -8,10 +8,9 @@ cut into chunks at sentence ends at about 150 words; each chunk gets the BM25 te
 (:func:`rag.text.analysis.index_terms`, computed once per sentence and title: the analysis goes word
 by word, which the run checks on the first chunks) and a random unit vector of the model's
 dimension (latency does not depend on the vectors' values; HNSW recall does, and is not measured
-here), which also goes in the embedding cache, as a build puts it there (the dense search scores its
-candidates again on the cached float32 vectors). They are loaded by the product's own first-load path (:meth:`rag.store.postgres.PgStore.apply`:
-COPY in batches, then the HNSW index and the postings' keys, then VACUUM ANALYZE) under a manifest of
-the real model.
+here), which also goes in the embedding cache, as a build puts it there. They are loaded by the
+product's own first-load path (:meth:`rag.store.postgres.PgStore.apply`: COPY in batches, then the
+HNSW index and the postings' keys, then VACUUM ANALYZE) under a manifest of the real model.
 
 Then ``--questions`` PIAF-dev questions go through the real retriever (:class:`rag.retrieval.retriever.
 Retriever`, hybrid, k = 10, the product's settings: HNSW with ``pg_ef_search`` above

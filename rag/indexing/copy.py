@@ -3,8 +3,8 @@
 The documents, their chunks (with their row numbers and BM25 terms), the embedding cache (the
 exact float32 vectors) and the file stamps go over; the destination makes its own search
 indexes from them: a folder writes a generation from its records and cache, a database takes
-the documents in batches and makes its postings' keys and HNSW index once they are in. So the copy answers as the original
-does, and a later build of the same files finds them unchanged.
+the documents in batches and makes its postings' keys and HNSW index once they are in. So the
+copy answers as the original does, and a later build of the same files finds them unchanged.
 """
 
 from __future__ import annotations
