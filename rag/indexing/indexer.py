@@ -67,19 +67,25 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def stored_digest(row: dict) -> str | None:
+    """The record digest (``meta["record_sha256"]``) of an indexed document's row, if it has one."""
+    meta = row.get("meta")
+    if not meta or RECORD_DIGEST not in meta:
+        return None
+    try:
+        digest = (json.loads(meta) if isinstance(meta, str) else meta).get(RECORD_DIGEST)
+    except (ValueError, AttributeError):
+        return None
+    return digest if isinstance(digest, str) else None
+
+
 def record_digests(rows: Iterable[dict], stamps: dict[str, FileStamp]) -> dict[str, str]:
-    """The record digest (``meta["record_sha256"]``) of each indexed document read from a stamped file, by key:
-    a record read again with those bytes, by the same reader, is the document as indexed."""
+    """The record digest of each indexed document read from a stamped file, by key: a record read again
+    with those bytes, by the same reader, is the document as indexed."""
     out = {}
     for row in rows:
-        meta = row.get("meta")
-        if not meta or RECORD_DIGEST not in meta or not any(f in stamps for f in key_files(row["key"])[1:]):
-            continue
-        try:
-            digest = (json.loads(meta) if isinstance(meta, str) else meta).get(RECORD_DIGEST)
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(digest, str):
+        digest = stored_digest(row)
+        if digest is not None and any(f in stamps for f in key_files(row["key"])[1:]):
             out[row["key"]] = digest
     return out
 
@@ -368,6 +374,7 @@ class Indexer:
                              unchanged_files=len(loaded.unchanged_files), warnings=loaded.warnings,
                              pages_fetched=loaded.pages_fetched, pages_unchanged=len(loaded.unchanged_keys))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
+        changed = {d.key for d in changes.new_docs}  # before any is dropped (failed, kept at its old version)
         if rebuild:
             self._keep_on_rebuild(store, existing, changes, report)
         # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped on commit
@@ -393,10 +400,26 @@ class Indexer:
             with store.transaction():        # again: found unchanged
                 store.record_files(loaded.stamps, self.reader)
                 store.record_pages(loaded.pages, self.page_reader)
+        self._keep_digests(store, loaded, existing, changed)
         report.chunks_total = store.counts()[1]
         current = store.manifest()
         report.generation = current.generation if current else 0
         return report
+
+    @staticmethod
+    def _keep_digests(store: Store, loaded: LoadResult, existing: dict[str, dict], changed: set[str]) -> None:
+        """Record the digest of the JSONL records found unchanged (their key not in ``changed``) whose bytes
+        were not those indexed (an index made before digests, a record rewritten to the same article), so
+        the next build passes them over."""
+        digests = {}
+        for doc in loaded.documents:
+            old = existing.get(doc.key)
+            digest = doc.meta.get(RECORD_DIGEST)
+            if old is not None and digest and doc.key not in changed and stored_digest(old) != digest:
+                digests[old["id"]] = digest
+        if digests:
+            with store.transaction():
+                store.record_digests(digests)
 
     def _keep_on_rebuild(self, store: Store, existing: dict[str, dict], changes, report: BuildReport) -> None:
         """On ``rebuild``, index again from their stored text the documents that must not go: those uploaded

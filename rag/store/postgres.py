@@ -398,6 +398,15 @@ class PgStore:
                     "ctime_ns = excluded.ctime_ns, inode = excluded.inode, reader = excluded.reader",
                     [(p, *s, reader) for p, s in stamps.items()])
 
+    def record_digests(self, digests: Mapping[str, str]) -> None:
+        """Keep the record digest (``meta["record_sha256"]``) of documents by id (in the caller's transaction,
+        if any): documents found unchanged whose JSONL record's bytes were not the ones indexed."""
+        if digests:
+            with self.errors():
+                self.db.execute("UPDATE documents d SET meta = d.meta || jsonb_build_object('record_sha256', x.digest) "
+                                "FROM unnest(%s::text[], %s::text[]) AS x(id, digest) WHERE d.id = x.id",
+                                (list(digests), list(digests.values())))
+
     def page_validators(self, reader: str) -> dict[str, Validators]:
         """Validators of the pages read by ``reader``, by document key."""
         rows = self.query("SELECT key, url, final_url, etag, last_modified, body_sha256 FROM pages WHERE reader = %s",

@@ -8,6 +8,7 @@ either way without encoding again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -204,3 +205,24 @@ def test_a_changed_and_a_removed_jsonl_record_are_updated_and_removed(location, 
     assert rag("index", "verify", "--index", location).returncode == 0
     again = Indexer(config, embedder).build([folder], progress=False)
     assert not again.changed and again.encoded == 0
+
+
+def test_an_unchanged_jsonl_record_indexed_without_its_digest_gets_it(location, tmp_path, embedder):
+    feed = tmp_path / "feed" / "feed.jsonl"
+    feed.parent.mkdir()
+    lines = [json.dumps({"title": f"Article {i}", "url": f"https://example.org/{i}",
+                         "text": f"Le conseil municipal a voté le budget numéro {i} mardi soir."}, ensure_ascii=False)
+             for i in range(2)]
+    feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = Config(index_dir=location)
+    Indexer(config, embedder).build([feed.parent], progress=False)
+    store = open_store(location)
+    ids = {d["url"]: d["id"] for d in store.documents()}
+    with store.transaction():
+        store.record_digests({ids["https://example.org/0"]: "0" * 64})  # as an index made before digests
+    feed.write_text("\n".join(lines + [lines[0].replace("Article 0", "Article 0 bis")]) + "\n", encoding="utf-8")
+    report = Indexer(config, embedder).build([feed.parent], progress=False)
+    assert len(report.unchanged) == 2 and not report.added and not report.updated  # the third line repeats a url
+    want = hashlib.sha256(lines[0].encode("utf-8")).hexdigest()
+    metas = {d["url"]: d["meta"] for d in open_store(location).documents()}
+    assert want in str(metas["https://example.org/0"])
