@@ -1,23 +1,30 @@
 """One changed article in 10,000 documents, in PostgreSQL: a whole `rag index build` of the file.
 
-    python -m bench.pg_update postgresql://… [--documents 10000] [--out bench/results/pg_update.json]
+    python -m bench.pg_update postgresql://… [--documents 10000] [--profile] [--out bench/results/pg_update.json]
 
 Writes a JSONL file of ``--documents`` articles composed from PIAF-dev's sentences, and fills the
 database's embedding cache with a random unit vector for each of their chunks (chunked by the
 real model's tokenizer), so that the first build, which commits every document one by one,
-encodes nothing; the vectors' values do not matter to what is timed. Then one article is changed
-and the build run again three times: it reads the file, compares every document by hash, encodes
-the changed article's chunks with the real model and replaces that document in one transaction.
-The database must be empty (a scratch database: its tables are dropped at the end).
+encodes nothing; the vectors' values do not matter to what is timed. The first build writes into
+an empty index: the bulk path (batches of ``pg_bulk_batch`` documents, search indexes made after).
+Then one article is changed and the build run again three times: it reads the file again (each
+record whose bytes are unchanged is passed over unanalysed), encodes the changed article's chunks
+with the real model and replaces that document in one transaction. ``--profile`` prints where the
+first of these builds spends its time (cProfile, to stderr). The database must be empty (a
+scratch database: its tables are dropped at the end).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import os
+import pstats
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("--documents", type=int, default=10_000)
+    parser.add_argument("--profile", action="store_true", help="profile the first one-article build (stderr)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="rag-pgu-"))
@@ -81,7 +89,15 @@ def main() -> None:
             record["text"] += f" Mise à jour {i} : le ministère a confirmé l'information dans la soirée."
             lines[4321 % len(lines)] = json.dumps(record, ensure_ascii=False)
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            profile = cProfile.Profile() if args.profile and i == 0 else None
+            if profile:
+                profile.enable()
             report = indexer.build([path], progress=False)
+            if profile:
+                profile.disable()
+                text = io.StringIO()
+                pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(30)
+                print(text.getvalue(), file=sys.stderr)
             runs.append({"seconds": round(report.seconds, 2), "updated": len(report.updated),
                          "encoded": report.encoded, "encode_s": round(report.encode_seconds, 2)})
         out["one_changed_article"] = runs

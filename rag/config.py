@@ -131,6 +131,9 @@ class Config:
         A PostgreSQL index's HNSW search breadth (``hnsw.ef_search``, at least the candidates
         asked for), used above ``exact_search_limit`` chunks: higher finds more of the exact
         neighbours, slower.
+    pg_bulk_batch : int
+        Documents per transaction when a build writes into a PostgreSQL index never committed
+        (a first build, ``rag index copy``); later builds commit one document per transaction.
     """
 
     index_dir: str = "index"
@@ -143,6 +146,7 @@ class Config:
     cache_dir: str = ""
     exact_search_limit: int = 50_000
     pg_ef_search: int = 400
+    pg_bulk_batch: int = 1000
     max_file_mb: float = 20.0
     max_articles_per_file: int = 10_000
     top_k: int = 5
@@ -297,6 +301,8 @@ def _validate(cfg: Config) -> None:
         raise bad("queue_size", "must be at least 1")
     if cfg.exact_search_limit < 1:
         raise bad("exact_search_limit", "must be at least 1")
+    if cfg.pg_bulk_batch < 1:
+        raise bad("pg_bulk_batch", "must be at least 1 (documents per transaction)")
     if not 1 <= cfg.pg_ef_search <= 1000:
         raise bad("pg_ef_search", "must be between 1 and 1000 (pgvector's limit)")
     if cfg.fetch_timeout <= 0:

@@ -97,11 +97,14 @@ def described_alike(old: dict, doc: Document) -> bool:
 
 
 def orphans(loaded: LoadResult, existing: dict[str, dict]) -> list[str]:
-    """Files passed over as unchanged that have no indexed document (another build removed them since)."""
+    """Files passed over as unchanged that have no indexed document, and files with a record found
+    unchanged whose document is not indexed (another build removed them since): to read again, whole."""
+    lost_records = [next((f for f in key_files(k)[1:] if Path(f).is_file()), k)
+                    for k in loaded.unchanged_records if k not in existing]
     if not loaded.unchanged_files:
-        return []
+        return list(dict.fromkeys(lost_records))
     indexed = files_of(list(existing))
-    return list(dict.fromkeys(f for f in loaded.unchanged_files if f not in indexed))
+    return list(dict.fromkeys([f for f in loaded.unchanged_files if f not in indexed] + lost_records))
 
 
 def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path], rebuild: bool,
@@ -144,7 +147,7 @@ def compare(loaded: LoadResult, existing: dict[str, dict], roots: Sequence[Path]
             report.unchanged.append(doc.source)
     unread = set(loaded.unchanged_files)
     unreadable = [Path(f) for f in loaded.unreadable_folders]  # their documents are kept, not pruned
-    not_modified, failed = set(loaded.unchanged_keys), set(loaded.failed_keys)
+    not_modified, failed = set(loaded.unchanged_keys) | set(loaded.unchanged_records), set(loaded.failed_keys)
     for key, old in existing.items():
         if key in seen:
             continue

@@ -2,9 +2,9 @@
 
 The documents, their chunks (with their row numbers and BM25 terms), the embedding cache (the
 exact float32 vectors) and the file stamps go over; the destination makes its own search
-indexes from them: a folder writes a generation from its records and cache, a database fills
-its postings and HNSW index as it takes each document. So the copy answers as the original
-does, and a later build of the same files finds them unchanged.
+indexes from them: a folder writes a generation from its records and cache, a database takes
+the documents in batches and makes its postings' keys and HNSW index once they are in. So the
+copy answers as the original does, and a later build of the same files finds them unchanged.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def copy_index(source: str | os.PathLike, target: str | os.PathLike, config: Con
     source, target : str or path-like
         Index folders or ``postgresql://`` addresses.
     config : Config
-        Settings for the destination's search files (``exact_search_limit``); the model, chunking
-        and encoder are the source's.
+        Settings for the destination's search files (``exact_search_limit``, ``pg_bulk_batch``); the
+        model, chunking and encoder are the source's.
     wait : float
         Seconds to wait for a build holding the destination's lock.
 
@@ -83,7 +83,8 @@ def copy_index(source: str | os.PathLike, target: str | os.PathLike, config: Con
             docs, chunks = _write_records(out, changes, manifest, stamps)
         else:
             counted = _Counted(changes)
-            out.apply(counted, dataclasses.replace(manifest, generation=1, updated=layout.now_iso(), checksums=""))
+            out.apply(counted, dataclasses.replace(manifest, generation=1, updated=layout.now_iso(), checksums=""),
+                      batch=config.pg_bulk_batch)
             with out.transaction():
                 for reader, part in stamps.items():
                     out.record_files(part, reader)

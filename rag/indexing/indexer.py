@@ -37,7 +37,7 @@ from ..errors import BadInput, DiskFull, IndexCorrupt, IndexMismatch, IndexProbl
 from ..ingest.base import Skipped, Unreadable, error_text, guarded
 from ..ingest.fetch import Fetcher, Validators, is_address
 from ..ingest.files import FileStamp, key_files, key_under
-from ..ingest.loading import LoadResult, load_paths, loader_version
+from ..ingest.loading import RECORD_DIGEST, LoadResult, load_paths, loader_version
 from ..ingest.ocr import OcrSettings, ocr_settings
 from ..ingest.web import entries_for, entry_of_key, fetcher_for, load_pages, web_version
 from ..schema import Chunk, Document
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 ENCODE_STEP = 256  # chunks encoded (and cached) per step: a crash loses at most one step
 
 
-CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")
+CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")  # and, in a database, "document-committed"
 
 
 def crash_point(name: str) -> None:
@@ -67,17 +67,32 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def stored_digest(row: dict) -> str | None:
+    """The record digest (``meta["record_sha256"]``) of an indexed document's row, if it has one."""
+    meta = row.get("meta")
+    if not meta or RECORD_DIGEST not in meta:
+        return None
+    try:
+        digest = (json.loads(meta) if isinstance(meta, str) else meta).get(RECORD_DIGEST)
+    except (ValueError, AttributeError):
+        return None
+    return digest if isinstance(digest, str) else None
+
+
+def record_digests(rows: Iterable[dict], stamps: dict[str, FileStamp]) -> dict[str, str]:
+    """The record digest of each indexed document read from a stamped file, by key: a record read again
+    with those bytes, by the same reader, is the document as indexed."""
+    out = {}
+    for row in rows:
+        digest = stored_digest(row)
+        if digest is not None and any(f in stamps for f in key_files(row["key"])[1:]):
+            out[row["key"]] = digest
+    return out
+
+
 def embed_text(title: str, chunk_text: str) -> str:
     """What is embedded and BM25-indexed for a chunk: its document's title, then its text."""
     return f"{title}\n{chunk_text}" if title else chunk_text
-
-
-def _committing(changes: Sequence[DocumentChange]):
-    """The changes, one at a time; ``RAG_CRASH_AT=document-committed`` dies once the first is committed."""
-    for i, change in enumerate(changes):
-        if i:
-            crash_point("document-committed")
-        yield change
 
 
 @contextmanager
@@ -226,9 +241,9 @@ class Indexer:
         addresses = [p for p in given if isinstance(p, str)]
         paths = [p for p in given if isinstance(p, Path)]
         t0 = time.perf_counter()
-        known, pages = ({}, {}) if rebuild else self._known(index_dir)
+        known, pages, records = ({}, {}, {}) if rebuild else self._known(index_dir)
         loaded = load_paths(paths, self.config.max_file_mb, self.config.default_lang, known, self.ocr,
-                            self.config.max_articles_per_file, follow_links)
+                            self.config.max_articles_per_file, follow_links, records)
         entries, bad = entries_for(addresses, loaded.address_lists, int(self.config.max_file_mb * 1_000_000))
         loaded.skipped.extend(bad)
         if entries:
@@ -245,16 +260,17 @@ class Indexer:
         """Start the index over with exactly ``docs`` (vectors come from the cache where present)."""
         return self._run(index_dir, wait, time.perf_counter(), LoadResult(list(docs)), [], True, False, progress)
 
-    def _known(self, index_dir: str | os.PathLike | None) -> tuple[dict[str, FileStamp], dict[str, Validators]]:
-        """Stamps of the files and validators of the pages indexed so far (none for a missing or damaged
-        index: the build says what)."""
+    def _known(self, index_dir: str | os.PathLike | None
+               ) -> tuple[dict[str, FileStamp], dict[str, Validators], dict[str, str]]:
+        """Stamps of the files and validators of the pages indexed so far, and the record digests of the
+        JSONL documents read from those files (none for a missing or damaged index: the build says what)."""
         try:
             store = open_store(index_dir or self.config.index_dir)
         except IndexProblem:
-            return {}, {}
+            return {}, {}, {}
         try:
             stamps = {path: FileStamp(*stamp) for path, stamp in store.file_stamps(self.reader).items()}
-            return stamps, store.page_validators(self.page_reader)
+            return stamps, store.page_validators(self.page_reader), record_digests(store.documents(), stamps)
         finally:
             store.close()
 
@@ -358,6 +374,7 @@ class Indexer:
                              unchanged_files=len(loaded.unchanged_files), warnings=loaded.warnings,
                              pages_fetched=loaded.pages_fetched, pages_unchanged=len(loaded.unchanged_keys))
         changes = compare(loaded, existing, [r.resolve() for r in roots], rebuild, prune, report)
+        changed = {d.key for d in changes.new_docs}  # before any is dropped (failed, kept at its old version)
         if rebuild:
             self._keep_on_rebuild(store, existing, changes, report)
         # vectors of an earlier int8 export: all encoded again (or, with rebuild, anew), its cache dropped on commit
@@ -368,7 +385,9 @@ class Indexer:
             self._encode_again(store, existing, changes, report, manifest)
         gen_ok = self._search_files_sound(store, manifest)
         report.search_files_rebuilt = manifest is not None and not gen_ok and not rebuild
-        if report.changed or not gen_ok or rebuild:
+        # a database whose first build was killed after its last batch: its indexes and manifest still to make
+        unfinished = not store.local and manifest is None and bool(existing)
+        if report.changed or not gen_ok or rebuild or unfinished:
             if manifest is not None and not rebuild and changes.new_docs:  # new vectors beside the index's
                 layout.check_prompts(manifest, self.embedder.prompts, self.model, str(store.folder))
             chunks, vectors, dropped = self._embed(store, changes.new_docs, report, progress, on_progress)
@@ -381,10 +400,26 @@ class Indexer:
             with store.transaction():        # again: found unchanged
                 store.record_files(loaded.stamps, self.reader)
                 store.record_pages(loaded.pages, self.page_reader)
+        self._keep_digests(store, loaded, existing, changed)
         report.chunks_total = store.counts()[1]
         current = store.manifest()
         report.generation = current.generation if current else 0
         return report
+
+    @staticmethod
+    def _keep_digests(store: Store, loaded: LoadResult, existing: dict[str, dict], changed: set[str]) -> None:
+        """Record the digest of the JSONL records found unchanged (their key not in ``changed``) whose bytes
+        were not those indexed (an index made before digests, a record rewritten to the same article), so
+        the next build passes them over."""
+        digests = {}
+        for doc in loaded.documents:
+            old = existing.get(doc.key)
+            digest = doc.meta.get(RECORD_DIGEST)
+            if old is not None and digest and doc.key not in changed and stored_digest(old) != digest:
+                digests[old["id"]] = digest
+        if digests:
+            with store.transaction():
+                store.record_digests(digests)
 
     def _keep_on_rebuild(self, store: Store, existing: dict[str, dict], changes, report: BuildReport) -> None:
         """On ``rebuild``, index again from their stored text the documents that must not go: those uploaded
@@ -608,9 +643,10 @@ class Indexer:
         changes += [DocumentChange(doc_id, None) for doc_id in replaced.values()]
         new_manifest = self._new_manifest(manifest, self._dim(manifest), (manifest.generation if manifest else 0) + 1,
                                           bool(items))
-        store.apply(_committing(changes), new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
+        store.apply(changes, new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
                     page_reader=self.page_reader, forget_keys=[d["key"] for d in gone], forget_all=rebuild,
-                    drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"))
+                    drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"),
+                    committed=lambda: crash_point("document-committed"), batch=self.config.pg_bulk_batch)
         crash_point("committed")
 
     def _new_manifest(self, manifest: Manifest | None, dim: int, generation: int, encoded: bool,

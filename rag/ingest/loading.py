@@ -11,7 +11,9 @@ file's creation date), else its file's modification time, marked ``date_source =
 
 A folder is loaded again cheaply: :func:`load_paths` passes over a file whose
 :class:`FileStamp` (size, modification and change times, inode) is the one recorded when it
-was last read, without opening it.
+was last read, without opening it. A JSONL file read again is compared record by record: a
+record whose bytes hash to the digest its document was indexed with (``meta["record_sha256"]``)
+is not analysed again, only listed in :attr:`LoadResult.unchanged_records`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..text.normalize import detect_language, text_hash
 from .base import Extracted, Skipped, Unreadable, guarded, shown_name
 from .docx import read_docx
 from .fetch import Validators, is_address
-from .files import FileStamp, Walked, file_stamp, walk
+from .files import FileStamp, Walked, file_stamp, key_files, walk
 from .ocr import OcrSettings, ocr_pages
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ URL_LIST_EXT = ".urls"  # one web address a line: fetched by rag.ingest.web, nev
 MIN_PAGE_CHARS = 20  # a PDF page with fewer characters in its text layer is taken for a scan
 MAX_AUTHOR = 200
 MAX_ARTICLES = 10_000  # articles read from one JSONL file at most (Config.max_articles_per_file)
+RECORD_DIGEST = "record_sha256"  # meta of a JSONL record's document: the SHA-256 of the record's bytes
 # what pypdf may inflate for one PDF: a page's streams bounded, so a Flate "bomb" is refused in a moment
 PDF_STREAM_BYTES = 20_000_000
 PDF_WORK_BYTES = 80_000_000
@@ -68,7 +71,9 @@ class LoadResult:
     ``warnings`` name what was indexed only in part (an OCR bound reached) and the folders that
     could not be listed, whose resolved paths are in ``unreadable_folders``; ``skipped_files`` holds
     the resolved paths of the files skipped in whole or in part. ``address_lists``
-    holds the ``.urls`` files found (path as walked, resolved path).
+    holds the ``.urls`` files found (path as walked, resolved path). ``unchanged_records`` holds the
+    keys of the JSONL records read again whose bytes are those their document was indexed from
+    (not analysed again: their documents are unchanged).
 
     Web pages (:mod:`rag.ingest.web`): ``pages`` holds the validators to record (by document key),
     ``unchanged_keys`` the documents whose page the server said was not modified (or sent
@@ -89,12 +94,15 @@ class LoadResult:
     pages_fetched: int = 0
     unreadable_folders: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
+    unchanged_records: list[str] = field(default_factory=list)
 
     def add(self, other: "LoadResult", files: Sequence[str] = ()) -> None:
         """Take in ``other``, a load of ``files`` (or page keys) that this one had passed over as unchanged."""
         taken = set(files)
         self.unchanged_files = [f for f in self.unchanged_files if f not in taken]
         self.unchanged_keys = [k for k in self.unchanged_keys if k not in taken] + other.unchanged_keys
+        self.unchanged_records = [k for k in self.unchanged_records
+                                  if not any(f in taken for f in key_files(k))] + other.unchanged_records
         self.documents.extend(other.documents)
         self.skipped.extend(other.skipped)
         self.stamps.update(other.stamps)
@@ -355,14 +363,19 @@ def _jsonl_records(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 
 
 def _jsonl_documents(path: Path, source: str, default_lang: str, skipped: list[Skipped],
-                     max_articles: int = MAX_ARTICLES) -> Iterator[Document]:
+                     max_articles: int = MAX_ARTICLES, known_records: dict[str, str] | None = None,
+                     unchanged: list[str] | None = None) -> Iterator[Document]:
     """The articles of a JSONL file, streamed a line at a time; a bad record is a skip naming its line.
 
-    At most ``max_articles`` articles are read: the rest of the file is skipped, said once.
+    At most ``max_articles`` articles are read: the rest of the file is skipped, said once. A record
+    whose key has, in ``known_records``, the SHA-256 of its bytes is not made a document again: its
+    key goes in ``unchanged``.
     """
     base = str(path.resolve())
     file_date = file_day(path.stat().st_mtime)
     taken = 0
+    known_records = known_records or {}
+    keys: set[str] = set()  # a key met again is a duplicate, which load_paths would drop
     with open(path, "rb") as fh:
         head = fh.read(8192)
         if b"\x00" in head:
@@ -379,15 +392,24 @@ def _jsonl_documents(path: Path, source: str, default_lang: str, skipped: list[S
             where = f"{source}:{lineno}"
             doc = None
             with guarded(skipped, where):
-                doc = _jsonl_document(raw, lineno, base, source, default_lang, file_date)
+                obj = _jsonl_object(raw)
+                digest = hashlib.sha256(raw).hexdigest()
+                key = _jsonl_key(obj, lineno, base)
+                if key in keys or (unchanged is not None and known_records.get(key) == digest):
+                    if key not in keys:
+                        unchanged.append(key)
+                    keys.add(key)
+                    taken += 1
+                    continue
+                keys.add(key)
+                doc = _jsonl_document(obj, key, lineno, source, default_lang, file_date, digest)
             if doc is not None:
                 taken += 1
                 yield doc
 
 
-def _jsonl_document(raw: bytes, lineno: int, base: str, source: str, default_lang: str,
-                    file_date: str) -> Document:
-    """The article of one JSONL line (raises :class:`Unreadable` with the reason it cannot be one)."""
+def _jsonl_object(raw: bytes) -> dict:
+    """The JSON object of one JSONL line (raises :class:`Unreadable` with the reason it cannot be an article)."""
     try:
         obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -396,12 +418,22 @@ def _jsonl_document(raw: bytes, lineno: int, base: str, source: str, default_lan
         raise _Skip(f"invalid JSON ({exc.msg})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
         raise _Skip('record has no "text" string')
-    ident = obj.get("url") or obj.get("id") or f"line{lineno}"
+    return obj
+
+
+def _jsonl_key(obj: dict, lineno: int, base: str) -> str:
+    """The document key of a JSONL record: its file and its ``url``, ``id`` or line number."""
+    return f"{base}#{obj.get('url') or obj.get('id') or f'line{lineno}'}"
+
+
+def _jsonl_document(obj: dict, key: str, lineno: int, source: str, default_lang: str, file_date: str,
+                    digest: str) -> Document:
+    """The article of one JSONL record, its bytes' ``digest`` in its meta."""
     day = normalize_date(obj.get("date"))
     url = obj.get("url") if isinstance(obj.get("url"), str) else ""
     author = obj.get("author") if isinstance(obj.get("author"), str) else ""
-    return make_document(f"{base}#{ident}", f"{source}#{lineno}", str(obj.get("title") or ""), obj["text"],
-                         default_lang, date=day or file_date,
+    return make_document(key, f"{source}#{lineno}", str(obj.get("title") or ""), obj["text"],
+                         default_lang, meta={RECORD_DIGEST: digest}, date=day or file_date,
                          date_source=DateSource.PUBLISHED.value if day else DateSource.FILE.value,
                          url=url, author=author)
 
@@ -441,16 +473,18 @@ def load_file(path: Path, max_bytes: int = 20_000_000, default_lang: str = "fr",
 
 
 def _load_file(path: Path, resolved: Path, source: str, max_bytes: int, default_lang: str,
-               ocr: OcrSettings | None = OcrSettings(), max_articles: int = MAX_ARTICLES) -> LoadResult:
+               ocr: OcrSettings | None = OcrSettings(), max_articles: int = MAX_ARTICLES,
+               known_records: dict[str, str] | None = None) -> LoadResult:
     """One file's documents; whatever goes wrong with it is its skip (:func:`rag.ingest.base.guarded`)."""
     result = LoadResult(files_read=1)
     with guarded(result.skipped, source):
-        _read_file(path, resolved, source, max_bytes, default_lang, ocr, max_articles, result)
+        _read_file(path, resolved, source, max_bytes, default_lang, ocr, max_articles, result, known_records)
     return result
 
 
 def _read_file(path: Path, resolved: Path, source: str, max_bytes: int, default_lang: str,
-               ocr: OcrSettings | None, max_articles: int, result: LoadResult) -> None:
+               ocr: OcrSettings | None, max_articles: int, result: LoadResult,
+               known_records: dict[str, str] | None = None) -> None:
     ext = path.suffix.lower()
     if shown_name(str(resolved)) != str(resolved):
         raise _Skip("file name is not valid UTF-8 (rename the file)")
@@ -459,8 +493,9 @@ def _read_file(path: Path, resolved: Path, source: str, max_bytes: int, default_
         raise _Skip(f"unsupported extension {ext or '(none)'!r}{old_word} (supported: {', '.join(SUPPORTED)})")
     if ext == ".jsonl":
         _check_size(path, max_bytes)
-        result.documents.extend(_jsonl_documents(path, source, default_lang, result.skipped, max_articles))
-        if not result.documents and not result.skipped:
+        result.documents.extend(_jsonl_documents(path, source, default_lang, result.skipped, max_articles,
+                                                 known_records, result.unchanged_records))
+        if not result.documents and not result.unchanged_records and not result.skipped:
             raise _Skip("no article in JSONL file")
         return
     data = _read_bytes(path, max_bytes)
@@ -488,7 +523,7 @@ def _read_file(path: Path, resolved: Path, source: str, max_bytes: int, default_
 def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
                default_lang: str = "fr", known: dict[str, FileStamp] | None = None,
                ocr: OcrSettings | None = OcrSettings(), max_articles: int = MAX_ARTICLES,
-               follow_links: bool = False) -> LoadResult:
+               follow_links: bool = False, known_records: dict[str, str] | None = None) -> LoadResult:
     """Load every supported file below ``paths``, passing over the files known unchanged.
 
     A file that cannot be turned into documents, whatever the reason, is skipped with it
@@ -511,6 +546,9 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
         Articles read from one JSONL file at most (the rest is skipped, said once).
     follow_links : bool
         Follow links to files outside ``paths`` too (otherwise they are skipped, said so).
+    known_records : dict of str to str, optional
+        The record digest (``meta["record_sha256"]``) of indexed JSONL documents, by key: a record
+        read again with those bytes is listed in ``unchanged_records`` rather than analysed.
 
     Returns
     -------
@@ -534,18 +572,23 @@ def load_paths(paths: Iterable[str | os.PathLike], max_file_mb: float = 20.0,
             out.unchanged_files.append(key)
             continue
         resolved = Path(key)
-        res = _load_file(Path(path), resolved, _shown(resolved, cwd), max_bytes, default_lang, ocr, max_articles)
+        res = _load_file(Path(path), resolved, _shown(resolved, cwd), max_bytes, default_lang, ocr, max_articles,
+                         known_records)
         out.files_read += res.files_read
         out.skipped.extend(res.skipped)
         out.warnings.extend(res.warnings)
         if res.skipped:
             out.skipped_files.append(key)
-        if stamp is not None and res.documents and not res.skipped and stamp.settled(now):
+        if stamp is not None and (res.documents or res.unchanged_records) and not res.skipped and stamp.settled(now):
             out.stamps[key] = stamp
         for doc in res.documents:
             if doc.key not in seen:
                 seen.add(doc.key)
                 out.documents.append(doc)
+        for record in res.unchanged_records:
+            if record not in seen:
+                seen.add(record)
+                out.unchanged_records.append(record)
     out.skipped.extend(walked.skipped)
     out.warnings.extend(walked.warnings)
     out.unreadable_folders.extend(walked.unreadable)

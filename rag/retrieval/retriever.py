@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -59,6 +60,7 @@ class Retriever:
         self._embedder = embedder
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
+        self._dense_pool: ThreadPoolExecutor | None = None  # a database's dense searches, beside the lexical one
         self.refresh()
 
     @property
@@ -155,9 +157,15 @@ class Retriever:
         n = max(self.config.candidates, 4 * k)
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         lex = dense = empty
+        pending = None
+        if mode is Mode.HYBRID and question.strip() and not self.store.local:
+            # a database: the dense search runs on another connection while this one runs the lexical search
+            pending = self._dense_workers().submit(self.index.dense_search, self.query_vector(question), n, allowed)
         if mode is not Mode.DENSE:
             lex = self.index.lexical_search(question, n, allowed, lang, self.config.doc_weight)
-        if mode is not Mode.BM25 and question.strip():
+        if pending is not None:
+            dense = pending.result()
+        elif mode is not Mode.BM25 and question.strip():
             dense = self.index.dense_search(self.query_vector(question), n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
         foreign = None
@@ -170,6 +178,13 @@ class Retriever:
                 return self.search(question, k, docs, mode, lang, since, until)
             hits = self._hits(fused[: 3 * k + 10], strict=False)
         return collapse(hits, k)
+
+    def _dense_workers(self) -> ThreadPoolExecutor:
+        """The threads that run a database's dense searches (each keeps its own connection)."""
+        with self._lock:
+            if self._dense_pool is None:
+                self._dense_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-dense")
+            return self._dense_pool
 
     def query_vector(self, question: str) -> np.ndarray:
         """The question's embedding; the last 256 are kept, so asking again does not re-encode."""

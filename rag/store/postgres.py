@@ -17,6 +17,9 @@ this backend's writes is here; its searches are in :mod:`rag.retrieval.pg_search
   build loses its open transaction only; the file stamps and the manifest are written last, so
   the next build reads the files again, finds the committed documents unchanged by hash and does
   the rest. Builds hold a session advisory lock, which dies with their connection.
+- **A first load in bulk**: into an index never committed (no manifest, so no reader uses it),
+  documents go in batches with COPY, and the HNSW graph and the postings' keys are made once
+  after the rows, with the manifest; then the tables are vacuumed and analysed.
 - The embedding cache keeps float32 vectors (exact), so an index copied out again
   (:mod:`rag.indexing.copy`) is the one copied in.
 
@@ -88,29 +91,37 @@ CREATE TABLE IF NOT EXISTS pages (key text PRIMARY KEY, url text NOT NULL, final
 CREATE TABLE IF NOT EXISTS terms (term_id integer PRIMARY KEY, term text UNIQUE NOT NULL,
                                   df integer NOT NULL DEFAULT 0, doc_df integer NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS doc_postings (term_id integer NOT NULL, doc_no integer NOT NULL, lang smallint NOT NULL,
-                                         tf integer NOT NULL, len integer NOT NULL,
-                                         PRIMARY KEY (term_id, doc_no) INCLUDE (lang, tf, len));
-CREATE INDEX IF NOT EXISTS doc_postings_doc ON doc_postings(doc_no);
+                                         tf integer NOT NULL, len integer NOT NULL);
 CREATE TABLE IF NOT EXISTS lexical_stats (one boolean PRIMARY KEY DEFAULT true CHECK (one), chunks bigint NOT NULL,
                                           chunk_terms bigint NOT NULL, docs bigint NOT NULL,
                                           doc_terms bigint NOT NULL);
 INSERT INTO lexical_stats VALUES (true, 0, 0, 0, 0) ON CONFLICT DO NOTHING;
 """
-# made by the first build, which knows the vectors' dimension
+# made by the first build, which knows the vectors' dimension; their search indexes are DEFERRED
 CHUNK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
     rowid bigint PRIMARY KEY, id text UNIQUE NOT NULL,
     doc_no integer NOT NULL REFERENCES documents(doc_no) ON DELETE CASCADE,
     ordinal integer NOT NULL, start integer NOT NULL, "end" integer NOT NULL, text text NOT NULL,
     hash text NOT NULL, terms text NOT NULL, n_terms integer NOT NULL, embedding {vtype}({dim}) NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_no);
-CREATE INDEX IF NOT EXISTS chunks_hnsw ON chunks USING hnsw (embedding {vtype}_ip_ops)
-    WITH (m = {m}, ef_construction = {efc});
 CREATE TABLE IF NOT EXISTS chunk_postings (term_id integer NOT NULL, rowid bigint NOT NULL, doc_no integer NOT NULL,
-                                           lang smallint NOT NULL, tf smallint NOT NULL, len integer NOT NULL,
-                                           PRIMARY KEY (term_id, rowid) INCLUDE (doc_no, lang, tf, len));
-CREATE INDEX IF NOT EXISTS chunk_postings_doc ON chunk_postings(doc_no);
+                                           lang smallint NOT NULL, tf smallint NOT NULL, len integer NOT NULL);
 """
+# The indexes a first load makes once its rows are in (name, table, statement), rather than row by row; every
+# later build keeps them up to date as it commits each document.
+DEFERRED = (
+    ("chunks_doc", "chunks", "CREATE INDEX chunks_doc ON chunks(doc_no)"),
+    ("chunk_postings_pkey", "chunk_postings",
+     "ALTER TABLE chunk_postings ADD PRIMARY KEY (term_id, rowid) INCLUDE (doc_no, lang, tf, len)"),
+    ("chunk_postings_doc", "chunk_postings", "CREATE INDEX chunk_postings_doc ON chunk_postings(doc_no)"),
+    ("doc_postings_pkey", "doc_postings",
+     "ALTER TABLE doc_postings ADD PRIMARY KEY (term_id, doc_no) INCLUDE (lang, tf, len)"),
+    ("doc_postings_doc", "doc_postings", "CREATE INDEX doc_postings_doc ON doc_postings(doc_no)"),
+    ("chunks_hnsw", "chunks", "CREATE INDEX chunks_hnsw ON chunks USING hnsw (embedding {vtype}_ip_ops) "
+                              "WITH (m = {m}, ef_construction = {efc})"),
+)
+BULK_BATCH = 1000  # documents per transaction of a first load
+BULK_MAINTENANCE_MEM = "1GB"  # maintenance_work_mem while a first load builds its indexes (HNSW in memory)
 LISTED = ("id, key, source, title, lang, sha256, chunks, indexed, meta::text AS meta, date, date_source, url, "
           "author")
 DOCUMENT_COLUMNS = "id, key, source, title, lang, text, meta::text, date, date_source, url, author"
@@ -221,10 +232,12 @@ class PgStore:
             self.close()
             raise IndexUnavailable(f"lost the database {self.folder}: {first_line(exc)}", where=self.folder) from None
 
-    def query(self, sql: str, args: Any = None) -> list[tuple]:
-        """Rows of one statement (outside any transaction: its own snapshot)."""
+    def query(self, sql: str, args: Any = None, prepare: bool | None = None) -> list[tuple]:
+        """Rows of one statement (outside any transaction: its own snapshot); ``prepare`` False plans it
+        for its own arguments every time (psycopg prepares a statement run often, and the server may then
+        keep one generic plan for all arguments)."""
         with self.errors():
-            return self.db.execute(sql, args).fetchall()
+            return self.db.execute(sql, args, prepare=prepare).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -385,6 +398,15 @@ class PgStore:
                     "ctime_ns = excluded.ctime_ns, inode = excluded.inode, reader = excluded.reader",
                     [(p, *s, reader) for p, s in stamps.items()])
 
+    def record_digests(self, digests: Mapping[str, str]) -> None:
+        """Keep the record digest (``meta["record_sha256"]``) of documents by id (in the caller's transaction,
+        if any): documents found unchanged whose JSONL record's bytes were not the ones indexed."""
+        if digests:
+            with self.errors():
+                self.db.execute("UPDATE documents d SET meta = d.meta || jsonb_build_object('record_sha256', x.digest) "
+                                "FROM unnest(%s::text[], %s::text[]) AS x(id, digest) WHERE d.id = x.id",
+                                (list(digests), list(digests.values())))
+
     def page_validators(self, reader: str) -> dict[str, Validators]:
         """Validators of the pages read by ``reader``, by document key."""
         rows = self.query("SELECT key, url, final_url, etag, last_modified, body_sha256 FROM pages WHERE reader = %s",
@@ -454,8 +476,17 @@ class PgStore:
               stamps: Mapping[str, tuple[int, int, int, int]] | None = None,
               pages: Mapping[str, Validators] | None = None,
               page_reader: str = "", forget_keys: Sequence[str] = (), forget_all: bool = False,
-              drop_cache: str | None = None, inside: Any = None) -> None:
-        """Commit each document's change in its own transaction, then the stamps and the manifest.
+              drop_cache: str | None = None, inside: Any = None, committed: Any = None,
+              batch: int = BULK_BATCH) -> None:
+        """Commit the changes, then the stamps and the manifest.
+
+        Into an index never committed (no manifest: a first build, a copy, or the rest of a first
+        build that was killed) the changes go ``batch`` documents per transaction, with COPY, and the
+        search indexes (:data:`DEFERRED`: the HNSW graph, the postings' keys) are made once, in the
+        transaction that writes the manifest, then the tables are vacuumed and analysed. No reader
+        uses an index without a manifest, and the documents of each committed batch are whole, so a
+        killed first load keeps what it committed and the next build does the rest. Into a committed
+        index each document's change is its own transaction.
 
         Parameters
         ----------
@@ -469,18 +500,35 @@ class PgStore:
         drop_cache : str, optional
             A cache key whose vectors will never be read again.
         inside : callable, optional
-            Called inside each document's transaction, before it commits (fault injection).
+            Called inside each transaction of changes, before it commits (fault injection).
+        committed : callable, optional
+            Called after each transaction of changes commits (fault injection).
+        batch : int
+            Documents per transaction of a first load (at least 1).
+
+        Raises
+        ------
+        ValueError
+            ``batch`` is below 1.
         """
+        if batch < 1:
+            raise ValueError(f"batch={batch!r}: a first load needs at least 1 document per transaction")
         self._ensure_chunks(manifest.dimensions)
-        for change in changes:
+        bulk = self.manifest() is None
+        if bulk:
+            self._write(self._drop_deferred)
+        for group in _groups(changes, batch if bulk else 1):
             with self.transaction() as db:
-                if change.gone is not None:
-                    self._remove(db, change.gone)
-                if change.document is not None:
-                    self._add(db, change.document, change.chunks)
+                for change in group:
+                    if change.gone is not None:
+                        self._remove(db, change.gone)
+                self._add_many(db, [(c.document, c.chunks) for c in group if c.document is not None])
                 if inside is not None:
                     inside()
+            if committed is not None:
+                committed()
         with self.transaction() as db:
+            made = self._create_deferred(db, manifest.dimensions)
             if forget_all:
                 db.execute("DELETE FROM files")
                 db.execute("DELETE FROM pages")
@@ -497,6 +545,36 @@ class PgStore:
             db.execute("DELETE FROM manifest")
             db.cursor().executemany("INSERT INTO manifest (key, value) VALUES (%s, %s)",
                                     list(manifest.to_rows().items()))
+        if made:
+            self.vacuum()
+
+    def vacuum(self) -> None:
+        """VACUUM ANALYZE the index's tables (the planner's statistics, and index-only scans of the postings)."""
+        with self.errors():
+            for table in ("documents", "chunks", "chunk_postings", "doc_postings", "terms"):
+                self.db.execute(f"VACUUM (ANALYZE) {table}")
+
+    def _missing_deferred(self, db) -> list[tuple[str, str, str]]:
+        have = {r[0] for r in db.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                                         "AND tablename IN ('chunks', 'chunk_postings', 'doc_postings')")}
+        return [d for d in DEFERRED if d[0] not in have]
+
+    def _drop_deferred(self, db) -> None:
+        """Drop the search indexes a first load makes after its rows (none of them is there, usually)."""
+        for name, table, _ in DEFERRED:
+            if name.endswith("_pkey"):
+                db.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
+            else:
+                db.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def _create_deferred(self, db, dim: int) -> bool:
+        """Make the search indexes that are missing (in the caller's transaction); True if any was made."""
+        missing = self._missing_deferred(db)
+        if missing:
+            db.execute(f"SET LOCAL maintenance_work_mem = '{BULK_MAINTENANCE_MEM}'")
+        for _, _, sql in missing:
+            db.execute(sql.format(vtype=VECTOR_TYPE, dim=int(dim), m=HNSW_M, efc=HNSW_EF_CONSTRUCTION))
+        return bool(missing)
 
     def _ensure_chunks(self, dim: int) -> None:
         """The chunks table for vectors of ``dim`` dimensions (made by the first build).
@@ -545,48 +623,68 @@ class PgStore:
         db.execute("DELETE FROM doc_postings WHERE doc_no = %s", (dn,))
         db.execute("DELETE FROM documents WHERE doc_no = %s", (dn,))  # its chunks go with it (ON DELETE CASCADE)
 
-    def _add(self, db, d: Document, chunks: Sequence[StoredChunk]) -> None:
-        """Insert a document, its chunks and postings, its counts added to the statistics."""
-        lang = self._lang_code(db, d.lang)
-        counts = Counter(t for c in chunks for t in c.terms)
-        doc_terms = sum(counts.values())
-        dn = db.execute(
-            "INSERT INTO documents (id, key, source, title, lang, sha256, text, meta, chunks, indexed, date, "
-            "date_source, url, author, n_terms) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING doc_no",
-            (d.id, d.key, d.source, d.title, d.lang, d.sha256, d.text, json.dumps(d.meta, ensure_ascii=False),
-             len(chunks), now_iso(), d.date, d.date_source, d.url, d.author, doc_terms)).fetchone()[0]
-        if not chunks:
+    def _add_many(self, db, items: Sequence[tuple[Document, Sequence[StoredChunk]]]) -> None:
+        """Insert documents, their chunks and postings with COPY, their counts added to the statistics."""
+        if not items:
             return
-        vocab = sorted(counts)
-        db.execute("INSERT INTO terms (term_id, term) SELECT nextval('term_id'), t FROM unnest(%s::text[]) AS t "
-                   "ON CONFLICT (term) DO NOTHING", (vocab,))
-        ids = dict(db.execute("SELECT term, term_id FROM terms WHERE term = ANY(%s)", (vocab,)).fetchall())
-        wanted = [c.rowid for c in chunks]
-        if None in wanted:
-            wanted = [r[0] for r in db.execute("SELECT nextval('chunk_rowid') FROM generate_series(1, %s)",
-                                               (len(chunks),)).fetchall()]
+        doc_nos = [r[0] for r in db.execute("SELECT nextval('doc_no') FROM generate_series(1, %s)",
+                                            (len(items),)).fetchall()]
+        vocab = sorted({t for _, chunks in items for c in chunks for t in c.terms})
+        ids: dict[str, int] = {}
+        if vocab:
+            db.execute("INSERT INTO terms (term_id, term) SELECT nextval('term_id'), t FROM unnest(%s::text[]) AS t "
+                       "ON CONFLICT (term) DO NOTHING", (vocab,))
+            ids = dict(db.execute("SELECT term, term_id FROM terms WHERE term = ANY(%s)", (vocab,)).fetchall())
+        unnumbered = sum(1 for _, chunks in items for c in chunks if c.rowid is None)
+        fresh = iter([r[0] for r in db.execute("SELECT nextval('chunk_rowid') FROM generate_series(1, %s)",
+                                               (unnumbered,)).fetchall()] if unnumbered else [])
         cur = db.cursor()
+        df: Counter = Counter()
+        doc_df: Counter = Counter()
+        totals = [0, 0, 0, 0]  # chunks, their lengths, documents with chunks, their lengths
+        with cur.copy("COPY documents (doc_no, id, key, source, title, lang, sha256, text, meta, chunks, indexed, "
+                      "date, date_source, url, author, n_terms) FROM STDIN") as cp:
+            for dn, (d, chunks) in zip(doc_nos, items):
+                cp.write_row((dn, d.id, d.key, d.source, d.title, d.lang, d.sha256, d.text,
+                              json.dumps(d.meta, ensure_ascii=False), len(chunks), now_iso(), d.date, d.date_source,
+                              d.url, d.author, sum(len(c.terms) for c in chunks)))
+        rows = []  # (doc_no, lang code, rowid, chunk)
+        for dn, (d, chunks) in zip(doc_nos, items):
+            lang = self._lang_code(db, d.lang)
+            rows += [(dn, lang, c.rowid if c.rowid is not None else next(fresh), c) for c in chunks]
         with cur.copy('COPY chunks (rowid, id, doc_no, ordinal, start, "end", text, hash, terms, n_terms, embedding) '
                       "FROM STDIN") as cp:
-            for rid, c in zip(wanted, chunks):
+            for dn, _, rid, c in rows:
                 cp.write_row((rid, c.id, dn, c.ordinal, c.start, c.end, c.text, c.hash, " ".join(c.terms),
                               len(c.terms), vec_literal(c.vector)))
-        df: Counter = Counter()
         with cur.copy("COPY chunk_postings (term_id, rowid, doc_no, lang, tf, len) FROM STDIN") as cp:
-            for rid, c in zip(wanted, chunks):
+            for dn, lang, rid, c in rows:
                 length = max(len(c.terms), 1)  # a chunk without terms counts 1, as bm25s's empty term
+                totals[0] += 1
+                totals[1] += length
                 for term, tf in Counter(c.terms).items():
                     df[ids[term]] += 1
                     cp.write_row((ids[term], rid, dn, lang, tf, length))
-        dlen = max(doc_terms, 1)
         with cur.copy("COPY doc_postings (term_id, doc_no, lang, tf, len) FROM STDIN") as cp:
-            for term, tf in counts.items():
-                cp.write_row((ids[term], dn, lang, tf, dlen))
-        db.execute("UPDATE terms t SET df = t.df + x.n, doc_df = t.doc_df + 1 "
-                   "FROM unnest(%s::int[], %s::int[]) AS x(id, n) WHERE t.term_id = x.id",
-                   (list(df.keys()), list(df.values())))
-        db.execute("UPDATE lexical_stats SET chunks = chunks + %s, chunk_terms = chunk_terms + %s, docs = docs + 1, "
-                   "doc_terms = doc_terms + %s", (len(chunks), sum(max(len(c.terms), 1) for c in chunks), dlen))
+            for dn, (d, chunks) in zip(doc_nos, items):
+                if not chunks:
+                    continue
+                counts = Counter(t for c in chunks for t in c.terms)
+                dlen = max(sum(counts.values()), 1)
+                lang = self._langs[d.lang]
+                totals[2] += 1
+                totals[3] += dlen
+                for term, tf in counts.items():
+                    doc_df[ids[term]] += 1
+                    cp.write_row((ids[term], dn, lang, tf, dlen))
+        if df:
+            keys = sorted(df)
+            db.execute("UPDATE terms t SET df = t.df + x.n, doc_df = t.doc_df + x.nd "
+                       "FROM unnest(%s::int[], %s::int[], %s::int[]) AS x(id, n, nd) WHERE t.term_id = x.id",
+                       (keys, [df[k] for k in keys], [doc_df[k] for k in keys]))
+        if totals[0]:
+            db.execute("UPDATE lexical_stats SET chunks = chunks + %s, chunk_terms = chunk_terms + %s, "
+                       "docs = docs + %s, doc_terms = doc_terms + %s", totals)
 
     # -- export, verify, repair --------------------------------------------------------------
     def export(self, cache_key: str, dim: int) -> Iterator[DocumentChange]:
@@ -645,6 +743,18 @@ class PgStore:
             "embedding_cache, files, pages, manifest CASCADE; DROP SEQUENCE IF EXISTS doc_no, chunk_rowid, term_id"))
         self._has_chunks = False
         self._langs = {}
+
+
+def _groups(items: Iterable[Any], size: int) -> Iterator[list]:
+    """``items`` in lists of ``size`` (the last one shorter), taken as they come."""
+    group: list = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _document(doc_id: str, key: str, source: str, title: str, lang: str, text: str, meta: str | None,

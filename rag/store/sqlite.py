@@ -565,6 +565,12 @@ class Store:
         self.db.executemany("INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, reader) "
                             "VALUES (?,?,?,?,?,?)", [(p, *s, reader) for p, s in stamps.items()])
 
+    def record_digests(self, digests: dict[str, str]) -> None:
+        """Keep the record digest (``meta["record_sha256"]``) of documents by id (in the caller's transaction,
+        if any): documents found unchanged whose JSONL record's bytes were not the ones indexed."""
+        self.db.executemany("UPDATE documents SET meta = json_set(CASE WHEN json_valid(meta) THEN meta ELSE '{}' END, "
+                            "'$.record_sha256', ?) WHERE id = ?", [(d, i) for i, d in digests.items()])
+
     def forget_files(self, paths: Iterable[str] | None = None) -> None:
         """Drop the stamps of ``paths`` (all of them when None), in the caller's transaction if any."""
         if paths is None:

@@ -121,3 +121,22 @@ def test_folders_are_walked_recursively_and_hidden_files_ignored(tmp_path):
     (tmp_path / ".DS_Store").write_bytes(b"\x00\x01")
     res = load_paths([tmp_path])
     assert len(res.documents) == 1 and not res.skipped
+
+
+def test_a_jsonl_record_read_again_with_the_same_bytes_is_not_analysed_again(tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    records = [json.dumps({"title": f"Article {i}", "url": f"https://example.org/{i}",
+                           "text": f"Le conseil municipal a voté le budget numéro {i}."}, ensure_ascii=False)
+               for i in range(4)]
+    feed.write_text("\n".join(records) + "\n", encoding="utf-8")
+    first = load_paths([feed])
+    digests = {d.key: d.meta["record_sha256"] for d in first.documents}
+    assert len(digests) == 4 and not first.unchanged_records
+    records[1] = records[1].replace("budget", "plan")
+    feed.write_text("\n".join(records[:3] + [records[0]]) + "\n", encoding="utf-8")  # record 0 twice, 3 gone
+    again = load_paths([feed], known_records=digests)
+    assert [d.key.rsplit("#", 1)[1] for d in again.documents] == ["https://example.org/1"]
+    assert "plan" in again.documents[0].text
+    assert sorted(k.rsplit("#", 1)[1] for k in again.unchanged_records) == ["https://example.org/0",
+                                                                            "https://example.org/2"]
+    assert len(load_paths([feed]).documents) == 3  # without digests: every record analysed

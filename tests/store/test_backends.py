@@ -8,6 +8,7 @@ either way without encoding again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -172,3 +173,56 @@ def test_above_the_exact_search_limit_a_database_searches_by_hnsw_with_the_same_
             "EXPLAIN " + DENSE_SQL.replace("%(q)s", "%s").replace("%(n)s", "5"),
             (vec_literal(vector), vec_literal(vector))).fetchall())
         assert "chunks_hnsw" in plan  # the statement can use the HNSW index
+
+
+def test_a_changed_and_a_removed_jsonl_record_are_updated_and_removed(location, tmp_path, embedder):
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    feed = folder / "feed.jsonl"
+    records = [{"title": "Pont de Lyon", "url": "https://example.org/pont", "text": ARTICLE_FR_2.replace(
+                   "Grève des contrôleurs aériens", "Un pont piéton de 180 mètres")},
+               {"title": "Grève", "url": "https://example.org/greve", "text": ARTICLE_FR_2},
+               {"title": "Solar", "url": "https://example.org/solar",
+                "text": "A solar farm opened in Nevada on Monday; it can power 50,000 homes."}]
+
+    def write():
+        feed.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+    write()
+    config = Config(index_dir=location)
+    assert len(Indexer(config, embedder).build([folder], progress=False).added) == 3
+    records[0]["text"] += " Les travaux ont pris fin en mars, avec un mois de retard."
+    del records[2]
+    write()
+    report = Indexer(config, embedder).build([folder], progress=False)
+    assert len(report.updated) == 1 and len(report.removed) == 1 and len(report.unchanged) == 1, report.summary()
+    assert 0 < report.encoded <= report.chunks_new
+    store = open_store(location)
+    assert sorted(d["url"] for d in store.documents()) == ["https://example.org/greve", "https://example.org/pont"]
+    hits = Retriever(config, embedder=embedder).search("Quand les travaux ont-ils pris fin ?", 1)
+    assert hits[0].url == "https://example.org/pont" and "retard" in hits[0].text
+    assert all("Nevada" not in h.text for h in Retriever(config, embedder=embedder).search("solar farm Nevada", 5))
+    assert rag("index", "verify", "--index", location).returncode == 0
+    again = Indexer(config, embedder).build([folder], progress=False)
+    assert not again.changed and again.encoded == 0
+
+
+def test_an_unchanged_jsonl_record_indexed_without_its_digest_gets_it(location, tmp_path, embedder):
+    feed = tmp_path / "feed" / "feed.jsonl"
+    feed.parent.mkdir()
+    lines = [json.dumps({"title": f"Article {i}", "url": f"https://example.org/{i}",
+                         "text": f"Le conseil municipal a voté le budget numéro {i} mardi soir."}, ensure_ascii=False)
+             for i in range(2)]
+    feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = Config(index_dir=location)
+    Indexer(config, embedder).build([feed.parent], progress=False)
+    store = open_store(location)
+    ids = {d["url"]: d["id"] for d in store.documents()}
+    with store.transaction():
+        store.record_digests({ids["https://example.org/0"]: "0" * 64})  # as an index made before digests
+    feed.write_text("\n".join(lines + [lines[0].replace("Article 0", "Article 0 bis")]) + "\n", encoding="utf-8")
+    report = Indexer(config, embedder).build([feed.parent], progress=False)
+    assert len(report.unchanged) == 2 and not report.added and not report.updated  # the third line repeats a url
+    want = hashlib.sha256(lines[0].encode("utf-8")).hexdigest()
+    metas = {d["url"]: d["meta"] for d in open_store(location).documents()}
+    assert want in str(metas["https://example.org/0"])

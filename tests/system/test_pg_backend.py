@@ -21,14 +21,16 @@ import pytest
 from conftest import ARTICLE_FR_2, ROOT
 
 from rag.config import Config
-from rag.errors import IndexReadOnly, IndexUnavailable
+from rag.errors import IndexCorrupt, IndexReadOnly, IndexUnavailable
 from rag.indexing import Indexer
 from rag.retrieval.retriever import Retriever
 from rag.store.factory import open_store
+from rag.store.postgres import DEFERRED
 from tests.servers import postgres
 from tests.servers.rag_serve import call, start_serve
+from tests.system.test_crash import synthetic_corpus
 
-pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
+psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
 QUESTION = "Combien mesure le nouveau pont piéton de Lyon ?"
 
 
@@ -135,6 +137,38 @@ def test_a_build_killed_with_sigkill_loses_nothing_and_the_next_one_completes_it
     assert "contrôleurs" in Retriever(config, embedder=embedder).search("grève des contrôleurs aériens", 1)[0].text
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [4, 20])
+def test_a_first_build_killed_in_the_middle_of_its_load_is_completed_by_the_next(pg_database, embedder, tmp_path,
+                                                                                  batch):
+    """Killed (SIGKILL) once its first batch is committed: with 4 documents a batch, in the middle of the load;
+    with 20, after the last batch, before the search indexes and the manifest."""
+    url = pg_database
+    corpus = synthetic_corpus(tmp_path / "corpus", 10)
+    res = rag("index", "build", str(corpus), "--index", url, "-q", RAG_CRASH_AT="document-committed",
+              RAG_PG_BULK_BATCH=str(batch))
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    store = open_store(url)
+    kept = min(batch, 10)
+    assert store.counts()[0] == kept and store.manifest() is None
+    with pytest.raises(IndexCorrupt, match="no committed build"):  # nothing of it is visible to readers
+        Retriever(Config(index_dir=url), embedder=embedder).search(QUESTION, 3)
+    committed = {d["id"]: d["sha256"] for d in store.documents()}
+    report = Indexer(Config(index_dir=url, pg_bulk_batch=batch), embedder).build([corpus], progress=False)
+    assert len(report.unchanged) == kept and len(report.added) == 10 - kept
+    assert report.encoded == 0  # the killed build had cached every vector
+    assert store.verify() == [] and store.manifest() is not None
+    done = {d["id"]: d["sha256"] for d in store.documents()}
+    assert len(done) == 10 and all(done[k] == v for k, v in committed.items())
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT (doc_no, ordinal)) FROM chunks").fetchone() == (
+            store.counts()[1],) * 2
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    assert {name for name, *_ in DEFERRED} <= names
+    hits = Retriever(Config(index_dir=url), embedder=embedder).search("Dépêche numéro 7", 10, mode="bm25")
+    assert any(h.source.endswith("art007.txt") for h in hits)
+
+
 def test_a_second_build_on_the_same_database_is_refused_while_one_runs(pg_database, corpus):
     url = pg_database
     store = open_store(url, create=True)
@@ -158,10 +192,6 @@ def test_rag_eval_through_a_database_scores_as_the_local_index(piaf_slice, pg_da
 
 def test_readers_during_a_build_see_whole_documents_and_their_statistics(pg_database, embedder, tmp_path):
     import threading
-
-    import psycopg
-
-    from tests.system.test_crash import synthetic_corpus
 
     corpus = synthetic_corpus(tmp_path / "corpus", 30)
     config = Config(index_dir=pg_database)
