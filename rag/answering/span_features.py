@@ -29,6 +29,9 @@ ASKED = tuple(Asked)
 SHAPE = ("has_cap", "cap_share", "acronym", "has_digit", "has_number_word", "has_year", "has_month",
          "starts_det", "starts_prep", "after_prep", "date", "amount", "amount_unit", "entity", "quote", "log_len",
          "items")
+# Length buckets (words), alone and crossed with what the question asks for; their bounds.
+LENGTHS = ("len1", "len2", "len3", "len4_5", "len6_8", "len9_12", "len13_")
+_BOUNDS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 8), (9, 12), (13, 999))
 GROUPS: dict[str, tuple[str, ...]] = {
     "type": tuple(f"{a.value}*{s}" for a in ASKED for s in SHAPE),
     "shape": SHAPE + ("starts_initial", "in_entity", "holds_entity", "chunk", "det_chunk"),
@@ -37,7 +40,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
                  "question_left", "question_right", "no_question_near")
                 + tuple(f"cover_{side}{k}" for k in COVER_WINDOWS for side in ("left", "right", "around"))
                 + ("cover_local", "cover_clause", "clause_breaks"),
-    "length": ("len1", "len2", "len3", "len4_5", "len6_8", "len9_", "commas", "coordination", "stop_share"),
+    "length": LENGTHS + ("commas", "coordination", "stop_share"),
+    "type_length": tuple(f"{a.value}*{b}" for a in ASKED for b in LENGTHS + ("fits",)),
+    "echo": ("echo", "echo_share", "echo_weight", "echo_first", "echo_last"),
     "position": ("rel_start", "rel_end", "at_start", "at_end", "punct_before", "punct_after",
                  "next_stop", "in_brackets"),
     "lexical": tuple(f"first={w}" for w in EDGE_WORDS) + tuple(f"prev={w}" for w in EDGE_WORDS),
@@ -173,6 +178,7 @@ def sentence_features(question: Question, sent: Sentence, s_ix: int, i: np.ndarr
             if k == 8:
                 around8 = around
         put("cover_local", around8 / max(in_sentence, 1e-6) if in_sentence else 0.0)
+        put("echo_weight", question.weights @ ((mc[:, j + 1] - mc[:, i]) > 0) / total_w)
         # the clause: the words between the commas (brackets, dashes) around the span
         brk = np.cumsum((a["comma"] + a["open"] + a["close"] > 0) | w.strong)  # clause number of each word
         first_word = np.searchsorted(brk, brk[i], side="left")
@@ -182,9 +188,17 @@ def sentence_features(question: Question, sent: Sentence, s_ix: int, i: np.ndarr
     else:
         in_sentence = 0.0
     # length
-    for name, (low, high) in (("len1", (1, 1)), ("len2", (2, 2)), ("len3", (3, 3)), ("len4_5", (4, 5)),
-                              ("len6_8", (6, 8)), ("len9_", (9, 99))):
+    for name, (low, high) in zip(LENGTHS, _BOUNDS):
         put(name, (n >= low) & (n <= high))
+        put(f"{asked}*{name}", (n >= low) & (n <= high))
+    put(f"{asked}*fits", np.any([shape[name] > 0 for name in FITS.get(question.asked, ())], axis=0)
+        if question.asked in FITS else 0.0)
+    # the question's words in the span (candidates of rules.echo "own")
+    echo = count("question")
+    put("echo", echo > 0)
+    put("echo_share", echo / np.maximum(nonstop, 1))
+    put("echo_first", a["question"][i])
+    put("echo_last", a["question"][j])
     put("commas", inside("comma"))
     if len(qpos):  # clause breaks between the span and the nearest word of the question
         brk_all = np.concatenate([[0.0], np.cumsum((a["comma"] + a["open"] + a["close"] > 0) | w.strong)])

@@ -39,13 +39,15 @@ import numpy as np
 
 from ..text.questions import Asked
 from . import syntax
-from .span_candidates import MAX_WORDS, Candidates, candidates
+from .span_candidates import MAX_WORDS, RULES, SHORT, Candidates, Rules, candidates
 from .span_features import ASKED, COL, FEATURES, FITS, GROUPS
+from .span_rerank import RERANK_ALL, rerank_features, softmax
 from .span_words import Question, Sentence, analyse_question
 
 WEIGHTS_FILE = Path(__file__).with_name("span_weights.json")
 CONFIDENCE_FEATURES = ("probability", "log_margin", "share", "sentence_coverage", "entity", "date", "amount",
-                       "log_len", "fits") + tuple(f"asked={a.value}" for a in ASKED)
+                       "log_len", "fits", "unfit", "mass_overlap", "mass_inside", "echo_share", "cover_around8",
+                       "cover_clause") + tuple(f"asked={a.value}" for a in ASKED)
 
 
 class Pick(NamedTuple):
@@ -60,7 +62,6 @@ class Pick(NamedTuple):
     confidence: float   # the confidence model's output, in [0, 1]
 
 
-
 class SpanModel(NamedTuple):
     """Fitted weights: the candidate scorer, the confidence model and its threshold.
 
@@ -72,6 +73,24 @@ class SpanModel(NamedTuple):
     confidence: np.ndarray  # len(CONFIDENCE_FEATURES) + 1 (bias last)
     threshold: float
     syntax: bool = False
+    rules: Rules = RULES    # what may be a candidate (fitted with the weights)
+    rerank: np.ndarray | None = None  # len(RERANK_ALL): the second stage (:mod:`.span_rerank`); None: none
+    select: np.ndarray | None = None  # with ``syntax``: the weights without the parse that choose the sentences
+    parse_mass: float = 1.0           # parsed (:func:`.span_candidates.parsed_sentences`); 1: every sentence
+
+
+def rules_json(rules: Rules) -> dict:
+    """``rules`` as the weights file keeps them (:func:`rules_of` reads them back)."""
+    return {"longest": {("default" if k is None else k.value): v for k, v in rules.longest.items()},
+            "echo": rules.echo, "gate": rules.gate}
+
+
+def rules_of(data: dict | None) -> Rules:
+    """The :class:`Rules` of a weights file's ``rules`` entry (:data:`RULES` without one)."""
+    if not data:
+        return RULES
+    return Rules({(None if k == "default" else Asked(k)): int(v) for k, v in data["longest"].items()},
+                 str(data["echo"]), bool(data["gate"]))
 
 
 def load_model(path: Path = WEIGHTS_FILE, use_syntax: bool | None = None) -> SpanModel:
@@ -90,37 +109,62 @@ def load_model(path: Path = WEIGHTS_FILE, use_syntax: bool | None = None) -> Spa
     ValueError
         When the file was fitted for other features (the message says to refit).
     """
-    data = json.loads(path.read_text(encoding="utf-8"))
-    for key, names in (("span", FEATURES), ("confidence", CONFIDENCE_FEATURES)):
-        if tuple(data[key]["features"]) != names:
-            raise ValueError(f"{path}: {key} weights are for other features than this version computes "
-                             f"({len(data[key]['features'])} vs {len(names)}); refit with eval/fit_spans.py")
+    data = plain = json.loads(path.read_text(encoding="utf-8"))
+    for part in (data, data.get("with_syntax", {})):
+        for key, names in (("span", FEATURES), ("confidence", CONFIDENCE_FEATURES), ("rerank", RERANK_ALL)):
+            if key in part and tuple(part[key]["features"]) != names:
+                raise ValueError(f"{path}: {key} weights are for other features than this version computes "
+                                 f"({len(part[key]['features'])} vs {len(names)}); refit with eval/fit_spans.py")
     use_syntax = syntax.available("fr") if use_syntax is None else use_syntax
     if use_syntax and "with_syntax" in data:
         data = {**data, **data["with_syntax"]}
+    rerank = np.array(data["rerank"]["weights"], dtype=np.float32) if data.get("rerank") else None
+    with_parse = bool(use_syntax and "with_syntax" in data)
+    parse_mass = float(data.get("parse_mass", 1.0)) if with_parse else 1.0
+    select = np.array(plain["span"]["weights"], dtype=np.float32) if parse_mass < 1.0 else None
     return SpanModel(np.array(data["span"]["weights"], dtype=np.float32),
                      np.array(data["confidence"]["weights"] + [data["confidence"]["bias"]], dtype=np.float32),
-                     float(data["threshold"]), bool(use_syntax and "with_syntax" in data))
-
+                     float(data["threshold"]), with_parse, rules_of(data.get("rules")), rerank, select, parse_mass)
 
 
 # -- scoring ------------------------------------------------------------------------------------
 def probabilities(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Softmax of the candidates' linear scores (one question's candidates)."""
-    z = features @ weights
-    p = np.exp(z - z.max())
-    return p / p.sum()
+    return softmax(features @ weights)
+
+
+def final_probabilities(cands: Candidates, model: SpanModel, asked: Asked) -> np.ndarray:
+    """Each candidate's probability: the first stage's softmax, or with ``model.rerank`` the second
+    stage's over the first stage's :data:`~rag.answering.span_rerank.TOP` best (0 for the others)."""
+    scores = cands.features @ model.weights
+    if model.rerank is None:
+        return softmax(scores)
+    top, x = rerank_features(cands, scores, asked)
+    probs = np.zeros(len(scores), dtype=np.float64)
+    probs[top] = softmax(x @ model.rerank)
+    return probs
 
 
 def confidence_features(cands: Candidates, probs: np.ndarray, best: int, asked: Asked) -> np.ndarray:
-    """The :data:`CONFIDENCE_FEATURES` of the best candidate ``best``."""
+    """The :data:`CONFIDENCE_FEATURES` of the best candidate ``best``.
+
+    Besides its probability and shape: whether a question about a person, a place, a date or a
+    number gets a span without that shape (``unfit``), the probability mass of the candidates of its
+    sentence that overlap it and that it holds (much mass around it: the place is right, if not
+    every word).
+    """
     f = cands.features[best]
     second = np.partition(probs, -2)[-2] if len(probs) > 1 else 0.0
     col = COL
+    a, b, same = cands.first[best], cands.last[best], cands.sentence == cands.sentence[best]
+    overlap = float(probs[same & (cands.first <= b) & (cands.last >= a)].sum())
+    fits = float(any(f[col[name]] > 0 for name in FITS.get(asked, ())))
+    inside = float(probs[same & (cands.first >= a) & (cands.last <= b)].sum())
     return np.array([probs[best], math.log((probs[best] + 1e-6) / (second + 1e-6)), f[col["share"]],
                      f[col["sentence_coverage"]], f[col["entity"]], f[col["date"]],
                      max(f[col["amount"]], f[col["amount_unit"]]), f[col["log_len"]],
-                     float(any(f[col[name]] > 0 for name in FITS.get(asked, ())))]
+                     fits, float(asked in FITS and not fits), overlap, inside,
+                     f[col["echo_share"]], f[col["cover_around8"]], f[col["cover_clause"]]]
                     + [float(asked is a) for a in ASKED], dtype=np.float32)
 
 
@@ -155,10 +199,10 @@ def find_span(question: str, lang: str, sentences: Sequence[Sentence], model: Sp
     """
     model = model or default_model()
     q = analyse_question(question, lang, idf)
-    cands = candidates(q, sentences, use_syntax=model.syntax, question_text=question)
+    cands = candidates(q, sentences, model.rules, model.syntax, question, model.select, model.parse_mass)
     if not len(cands.start):
         return None
-    probs = probabilities(cands.features, model.weights)
+    probs = final_probabilities(cands, model, q.asked)
     best = int(np.argmax(probs))
     conf = _sigmoid(float(confidence_features(cands, probs, best, q.asked) @ model.confidence[:-1]
                           + model.confidence[-1]))
@@ -177,6 +221,6 @@ def default_model() -> SpanModel:
 
 
 __all__ = ["Sentence", "Pick", "Question", "Candidates", "SpanModel", "FEATURES", "GROUPS", "CONFIDENCE_FEATURES",
-           "FITS", "ASKED", "MAX_WORDS", "Asked", "WEIGHTS_FILE",
-           "load_model", "default_model", "analyse_question", "candidates", "probabilities", "confidence_features",
-           "find_span"]
+           "FITS", "ASKED", "MAX_WORDS", "Asked", "WEIGHTS_FILE", "RULES", "SHORT", "Rules", "rules_json", "rules_of",
+           "load_model", "default_model", "final_probabilities", "RERANK_ALL", "analyse_question", "candidates",
+           "probabilities", "confidence_features", "find_span"]
