@@ -300,7 +300,8 @@ def confidences(outs: list[Outcome], conf: np.ndarray) -> np.ndarray:
 
 
 def utility(outs: list[Outcome], shown: np.ndarray, penalty: float = PENALTY) -> float:
-    """Mean over the questions of what the spans shown are worth: their F1, minus ``penalty`` for one sharing no word."""
+    """Mean over the questions of what the spans shown are worth: their F1, minus ``penalty`` for one
+    sharing no word."""
     f1 = np.array([o.f1 for o in outs])
     return float(np.mean(np.where(shown, f1 - penalty * (f1 == 0), 0.0)))
 
@@ -446,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         fitted[label] = model
         first_stage = {label: scores(exs, outcomes(exs, weights), None, 0.0, "check")}
         print(f"\n## {label}\n\nspans (confidence threshold {threshold}, the highest utility on the fit half with "
-              f"a penalty of {PENALTY} for a span sharing no word with the answer; 'seed' is a check, never fitted on):")
+              f"a penalty of {PENALTY} for a span sharing no word with the answer; 'seed' is a check, never "
+              "fitted on):")
         print_table([scores(exs, outs, conf, threshold, h) for h in ("fit", "check", "seed")])
         print("\nthe same with a span for every answer (threshold 0):")
         print_table([scores(exs, outs, None, 0.0, h) for h in ("fit", "check", "seed")])
@@ -501,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "weights": [round(float(v), 4) for v in model.confidence[:-1]],
                                    "bias": round(float(model.confidence[-1]), 4)},
                     "threshold": model.threshold, "parse_mass": model.parse_mass,
-                    **({"rerank": {"features": list(sp.RERANK_ALL), "weights": [round(float(v), 4) for v in model.rerank]}}
+                    **({"rerank": {"features": list(sp.RERANK_ALL),
+                                   "weights": [round(float(v), 4) for v in model.rerank]}}
                        if model.rerank is not None else {})}
         data = {"fitted": f"eval/fit_spans.py {Path(args.piaf).name}: even-numbered articles, model {config.model}; "
                           f"(l2, gamma) {l2s}; threshold of highest utility (penalty {PENALTY})",

@@ -23,8 +23,9 @@ class Rules(NamedTuple):
     ``longest``: the most words of a candidate, by what the question asks for (``None``: the
     default). ``echo``: the question's own content words in a candidate: ``"none"`` (never),
     ``"own"`` (allowed beside a content word of the candidate's own, the ``echo`` features then
-    weigh them), ``"inner"`` (the same, but never as its first or last word), ``"all"`` (any). ``gate``: for a question about a person, a place, a date or a
-    number, keep only the candidates of that shape (:data:`FITS`) when there is one.
+    weigh them), ``"inner"`` (the same, but never as its first or last word), ``"all"`` (any).
+    ``gate``: for a question about a person, a place, a date or a number, keep only the
+    candidates of that shape (:data:`FITS`) when there is one.
     """
 
     longest: dict

@@ -71,7 +71,8 @@ def rerank_features(cands: Candidates, scores: np.ndarray, asked: Asked,
     np.add.at(sid, b + 1, -cands.sentence.astype(np.float64))
     count, sid = np.cumsum(count)[:words], np.cumsum(sid)[:words]
     word_sentence = np.where(count > 0.5, np.rint(sid / np.maximum(count, 1.0)), -1).astype(np.int64)
-    word_mass_left = np.where(word_sentence[np.maximum(a - 1, 0)] == cands.sentence, word_mass[np.maximum(a - 1, 0)], 0.0)
+    before = np.maximum(a - 1, 0)
+    word_mass_left = np.where(word_sentence[before] == cands.sentence, word_mass[before], 0.0)
     word_mass_left[a == 0] = 0.0
     word_mass_right = np.where(word_sentence[b + 1] == cands.sentence, word_mass[b + 1], 0.0)
     cum_mass = np.concatenate([[0.0], np.cumsum(word_mass)])
