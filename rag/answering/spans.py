@@ -3,11 +3,11 @@
 The extractive answerer quotes whole sentences; this module picks, inside them, the span a
 reader wants first. No model call, a few milliseconds per answer:
 
-- **candidates** are the word ranges of the answer's sentences, up to :data:`MAX_WORDS` words,
+- **candidates** are the word ranges of the answer's sentences (:func:`.span_candidates.candidates`),
   never across ``. ; : ! ?``, starting on a content word, a determiner or a preposition and
-  ending on a content word, and holding none of the question's content words (the question's
-  own words are not its answer); for a question about a person, a place, a date or a number,
-  only those of that shape (a capital, a date, a digit or a number word) when there are any;
+  ending on a content word, of up to 10 to 20 words by what the question asks for, and holding
+  the question's own content words only beside words of their own and never at an edge (the
+  question's words alone are not its answer); the fitted :class:`Rules` say which;
 - each is described by the features of :data:`FEATURES` (groups in :data:`GROUPS`): what the
   question asks for (:func:`rag.questions.asked_for`) crossed with the candidate's shape (capitals,
   digits, a date, an amount with its unit, a name: :mod:`rag.sentences`), the question's words it
@@ -16,15 +16,17 @@ reader wants first. No model call, a few milliseconds per answer:
   parse of the sentence (:mod:`rag.answering.syntax`: its head's part of speech and relation, whether
   it is one constituent, the question's words around it in the tree);
 - a linear model (weights in ``span_weights.json``, fitted on PIAF-dev by ``eval/fit_spans.py``)
-  scores them; a softmax over the question's candidates gives each a probability, and a logistic
-  model over the best one's probability and kind gives the **confidence**. Below the fitted
+  scores them; a softmax over the question's candidates gives each a probability (a fit may add
+  a second stage re-ranking the best ones, :mod:`.span_rerank`), and a logistic model over the
+  best one's probability, kind and the mass around it gives the **confidence**. Below the fitted
   ``threshold`` there is no short answer. The weights file holds two fits: with the syntax
   features (used when spaCy's French pipeline is installed) and without them.
 
 :func:`find_span` takes the question and the answer's sentences (each with the citation it
 falls under); :func:`rag.answering.extractive.short_answer` calls it for an extractive answer.
 :mod:`.span_words` (the question and the sentence's words), :mod:`.span_candidates` (the
-candidates) and :mod:`.span_features` (their features) do the work; this module holds the model.
+candidates), :mod:`.span_features` (their features) and :mod:`.span_rerank` (the second stage)
+do the work; this module holds the model.
 """
 
 from __future__ import annotations
