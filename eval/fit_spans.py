@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "weights": [round(float(v), 4) for v in model.rerank]}}
                        if model.rerank is not None else {})}
         data = {"fitted": f"eval/fit_spans.py {Path(args.piaf).name}: even-numbered articles, model {config.model}; "
-                          f"(l2, gamma) {l2s}; threshold of highest utility (penalty {PENALTY})",
+                          f"(l2, gamma, second stage l2) {l2s}; threshold of highest utility (penalty {PENALTY})",
                 "rules": sp.rules_json(rules), **part(fitted["without syntax"])}
         if with_syntax:
             data["with_syntax"] = part(fitted["with syntax"])
