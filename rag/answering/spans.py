@@ -47,6 +47,7 @@ from .span_rerank import RERANK_ALL, rerank_features, softmax
 from .span_words import Question, Sentence, analyse_question
 
 WEIGHTS_FILE = Path(__file__).with_name("span_weights.json")
+_PARTS = ("span", "confidence", "threshold", "parse_mass", "rerank")  # one fit's entries in the weights file
 CONFIDENCE_FEATURES = ("probability", "log_margin", "share", "sentence_coverage", "entity", "date", "amount",
                        "log_len", "fits", "unfit", "mass_overlap", "mass_inside", "echo_share", "cover_around8",
                        "cover_clause") + tuple(f"asked={a.value}" for a in ASKED)
@@ -118,8 +119,8 @@ def load_model(path: Path = WEIGHTS_FILE, use_syntax: bool | None = None) -> Spa
                 raise ValueError(f"{path}: {key} weights are for other features than this version computes "
                                  f"({len(part[key]['features'])} vs {len(names)}); refit with eval/fit_spans.py")
     use_syntax = syntax.available("fr") if use_syntax is None else use_syntax
-    if use_syntax and "with_syntax" in data:
-        data = {**data, **data["with_syntax"]}
+    if use_syntax and "with_syntax" in data:  # the fit's own parts only (no second stage of the other's)
+        data = {**{k: v for k, v in data.items() if k not in _PARTS}, **data["with_syntax"]}
     rerank = np.array(data["rerank"]["weights"], dtype=np.float32) if data.get("rerank") else None
     with_parse = bool(use_syntax and "with_syntax" in data)
     parse_mass = float(data.get("parse_mass", 1.0)) if with_parse else 1.0

@@ -57,7 +57,7 @@ def test_the_rules_the_weights_were_fitted_with_are_the_ones_the_span_finder_use
 
 
 def test_a_second_stage_picks_among_the_first_stages_best_and_its_probabilities_sum_to_one():
-    # the shipped weights have no second stage (eval/fit_spans.py --cv: it does not add); one given by hand
+    # a second stage given by hand (the weights with the parse have none: eval/fit_spans.py --cv)
     shipped = sp.load_model()
     question = "Pourquoi le pont a-t-il été fermé ?"
     q = sp.analyse_question(question, "fr")
