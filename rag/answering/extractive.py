@@ -437,14 +437,20 @@ class ExtractiveAnswerer:
     threshold : float
         Minimum evidence, in [0, 1], to answer rather than abstain (0 never abstains).
     span_model : SpanModel, optional
-        How the short answer is found (default: the fitted weights of ``span_weights.json``).
+        How the short answer is found (default: the fitted weights of ``span_weights.json``, read
+        at the first short answer).
     """
 
     mode = AnswerMode.EXTRACTIVE
 
     def __init__(self, threshold: float = 0.15, span_model: spans.SpanModel | None = None):
         self.threshold = threshold
-        self.span_model = span_model or spans.default_model()
+        self._span_model = span_model
+
+    @property
+    def span_model(self) -> spans.SpanModel:
+        """The span finder's model: the one given, else :func:`rag.answering.spans.default_model`."""
+        return self._span_model or spans.default_model()
 
     @classmethod
     def from_config(cls, config: Config) -> "ExtractiveAnswerer":

@@ -21,6 +21,7 @@ is installed.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Callable, Sequence
 
@@ -55,14 +56,21 @@ def feature_names(asked: Sequence[str]) -> tuple[str, ...]:
     return BASE + tuple(f"{a}*{c}" for a in asked for c in CROSSED)
 
 
+# The components the features read: tok2vec (shared), the morphologizer (``pos_``) and the parser
+# (``dep_``, ``head``, the subtrees' edges). The lemmatiser and the entity recogniser are not read;
+# the attribute ruler only copies parts of speech into ``tag_``, which no feature reads either.
+UNUSED = ("ner", "lemmatizer", "attribute_ruler", "senter")
+CACHE_SIZE = 2048  # parsed texts kept (a question and its sentences are parsed once while they are kept)
+
+
 @lru_cache(maxsize=4)
 def pipeline(lang: str):
-    """spaCy's pipeline for ``lang`` without its entity recogniser and lemmatiser (unused, 5 ms), or None."""
+    """spaCy's pipeline for ``lang`` without the components no feature reads (:data:`UNUSED`), or None."""
     name = PIPELINES.get(lang)
     if spacy is None or name is None:
         return None
     try:
-        return spacy.load(name, exclude=["ner", "lemmatizer"])
+        return spacy.load(name, exclude=list(UNUSED))
     except OSError:  # the package of that pipeline is not installed
         return None
 
@@ -72,10 +80,33 @@ def available(lang: str = "fr") -> bool:
     return pipeline(lang) is not None
 
 
+_parsed: OrderedDict = OrderedDict()  # (text, lang) -> Doc, least recently used first
+
+
+def clear_cache() -> None:
+    """Forget the parses :func:`parse` keeps."""
+    _parsed.clear()
+
+
 def parse(texts: Sequence[str], lang: str) -> list | None:
-    """The spaCy documents of ``texts`` (one batch), or None without a pipeline for ``lang``."""
+    """The spaCy documents of ``texts``, or None without a pipeline for ``lang``.
+
+    The texts not parsed lately are parsed in one batch; the last :data:`CACHE_SIZE` parses are
+    kept (the same article's sentences come back with each question about it).
+    """
     nlp = pipeline(lang)
-    return None if nlp is None else list(nlp.pipe(texts))
+    if nlp is None:
+        return None
+    todo = list(dict.fromkeys(t for t in texts if (t, lang) not in _parsed))
+    for text, doc in zip(todo, nlp.pipe(todo)):
+        _parsed[(text, lang)] = doc
+    out = []
+    for text in texts:
+        _parsed.move_to_end((text, lang))
+        out.append(_parsed[(text, lang)])
+    while len(_parsed) > CACHE_SIZE:
+        _parsed.popitem(last=False)
+    return out
 
 
 def parse_all(question: str, lang: str, sentences: Sequence[tuple[str, str]]) -> dict:
@@ -222,6 +253,7 @@ def span_features(doc, starts: np.ndarray, ends: np.ndarray, is_question: Callab
     return x
 
 
-__all__ = ["PIPELINES", "BASE", "CROSSED", "feature_names", "pipeline", "available", "parse", "parse_all",
+__all__ = ["PIPELINES", "BASE", "CROSSED", "UNUSED", "feature_names", "pipeline", "available", "parse", "parse_all",
+           "clear_cache",
            "question_role",
            "span_features"]

@@ -1,5 +1,7 @@
 """Short answers with spaCy's parse (``rag[syntax]``) and without it: what the parse tells the span finder."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,13 @@ def test_a_sentence_in_a_language_without_a_pipeline_gets_no_parse():
     sentence = sp.Sentence("The largest solar farm in the state opened on Monday near Las Vegas.", 0, 1, "en")
     cands = sp.candidates(sp.analyse_question(question, "en"), [sentence], use_syntax=True, question_text=question)
     assert len(cands.start) and not cands.features[:, COLS].any()
+
+
+def test_each_fit_in_the_weights_file_is_read_whole_never_mixed_with_the_other():
+    shipped = json.loads(sp.WEIGHTS_FILE.read_text(encoding="utf-8"))
+    for use, part in ((False, shipped), (True, shipped.get("with_syntax", shipped))):
+        model = sp.load_model(use_syntax=use)
+        assert np.allclose(model.weights, part["span"]["weights"]) and model.threshold == part["threshold"]
+        assert (model.rerank is None) == ("rerank" not in part)
+        if model.rerank is not None:
+            assert np.allclose(model.rerank, part["rerank"]["weights"])
