@@ -21,6 +21,7 @@ is installed.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -81,11 +82,15 @@ def available(lang: str = "fr") -> bool:
 
 
 _parsed: OrderedDict = OrderedDict()  # (text, lang) -> Doc, least recently used first
+# The server answers several questions at once: one thread at a time reads and trims the cache (another's
+# trim could drop a text between its look-up and its use) and runs the pipeline.
+_parse_lock = threading.Lock()
 
 
 def clear_cache() -> None:
     """Forget the parses :func:`parse` keeps."""
-    _parsed.clear()
+    with _parse_lock:
+        _parsed.clear()
 
 
 def parse(texts: Sequence[str], lang: str) -> list | None:
@@ -97,16 +102,17 @@ def parse(texts: Sequence[str], lang: str) -> list | None:
     nlp = pipeline(lang)
     if nlp is None:
         return None
-    todo = list(dict.fromkeys(t for t in texts if (t, lang) not in _parsed))
-    for text, doc in zip(todo, nlp.pipe(todo)):
-        _parsed[(text, lang)] = doc
-    out = []
-    for text in texts:
-        _parsed.move_to_end((text, lang))
-        out.append(_parsed[(text, lang)])
-    while len(_parsed) > CACHE_SIZE:
-        _parsed.popitem(last=False)
-    return out
+    with _parse_lock:
+        todo = list(dict.fromkeys(t for t in texts if (t, lang) not in _parsed))
+        for text, doc in zip(todo, nlp.pipe(todo)):
+            _parsed[(text, lang)] = doc
+        out = []
+        for text in texts:
+            _parsed.move_to_end((text, lang))
+            out.append(_parsed[(text, lang)])
+        while len(_parsed) > CACHE_SIZE:
+            _parsed.popitem(last=False)
+        return out
 
 
 def parse_all(question: str, lang: str, sentences: Sequence[tuple[str, str]]) -> dict:
