@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -64,9 +63,22 @@ UNUSED = ("ner", "lemmatizer", "attribute_ruler", "senter")
 CACHE_SIZE = 2048  # parsed texts kept (a question and its sentences are parsed once while they are kept)
 
 
-@lru_cache(maxsize=4)
+_pipelines: dict = {}  # lang -> the loaded pipeline, or None where there is none
+# Two answers at once may both be the first: one thread imports spaCy (a lazy module is not safe to
+# import from two threads: the second may see it without its attributes) and loads each pipeline once.
+_load_lock = threading.Lock()
+
+
 def pipeline(lang: str):
-    """spaCy's pipeline for ``lang`` without the components no feature reads (:data:`UNUSED`), or None."""
+    """spaCy's pipeline for ``lang`` without the components no feature reads (:data:`UNUSED`), or None;
+    loaded on first use, once."""
+    with _load_lock:
+        if lang not in _pipelines:
+            _pipelines[lang] = _load(lang)
+        return _pipelines[lang]
+
+
+def _load(lang: str):
     name = PIPELINES.get(lang)
     if spacy is None or name is None:
         return None

@@ -1,9 +1,13 @@
 """Short answers with spaCy's parse (``rag[syntax]``) and without it: what the parse tells the span finder."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from rag.answering import spans as sp
 from rag.answering import syntax
@@ -80,3 +84,22 @@ def test_each_fit_in_the_weights_file_is_read_whole_never_mixed_with_the_other()
         assert (model.rerank is None) == ("rerank" not in part)
         if model.rerank is not None:
             assert np.allclose(model.rerank, part["rerank"]["weights"])
+
+
+FIRST_PARSES_AT_ONCE = """
+from concurrent.futures import ThreadPoolExecutor
+from rag.answering import syntax
+syntax.CACHE_SIZE = 8  # small, so that threads trim what others have just read
+texts = [f"Le ministre {i} a rencontré son homologue à Mascate." for i in range(40)]
+with ThreadPoolExecutor(4) as pool:
+    same = list(pool.map(lambda i: [d.text for d in syntax.parse(texts[i:i + 6], "fr")] == texts[i:i + 6], range(30)))
+print(all(same))
+"""
+
+
+@needs_spacy
+def test_questions_answered_at_once_by_a_new_server_all_get_their_parses():
+    # a new process: spaCy not imported yet, so the threads race to import it and load the pipeline
+    res = subprocess.run([sys.executable, "-c", FIRST_PARSES_AT_ONCE], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0 and res.stdout.strip() == "True", res.stderr[-2000:]
