@@ -1,20 +1,55 @@
-"""Heavy third-party modules imported on first use (the standard library's ``LazyLoader``).
+"""Heavy third-party modules imported on first use.
 
-FAISS and bm25s (with SciPy) take 0.2-0.6 s each to import; a command
-that never searches (a rebuild with nothing to do, ``rag index status``) should not
-pay for them. ``faiss = lazy_import("faiss")`` at the top of a module gives a module object whose
-first attribute access runs the real import.
+FAISS and bm25s (with SciPy) take 0.2-0.6 s each to import, spaCy 2-4 s; a command that never
+searches or parses (a rebuild with nothing to do, ``rag index status``) should not pay for them.
+``faiss = lazy_import("faiss")`` at the top of a module gives a stand-in whose first attribute read
+runs the real import.
+
+The stand-in imports through :func:`importlib.import_module`, whose per-module lock makes threads
+that read it at once wait for one complete import. (The standard library's ``LazyLoader`` does not
+on Python 3.11: a second thread reading an attribute while the first is still importing runs the
+module again, half-initialised, and sees attributes missing.) The stand-in is not put in
+``sys.modules``: until it is used, the module is not imported.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
+import threading
 from types import ModuleType
 
 
+class LazyModule(ModuleType):
+    """Stands for the module ``name`` until one of its attributes is read, then passes reads on to it."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.__dict__["_lazy_lock"] = threading.Lock()
+        self.__dict__["_lazy_module"] = None
+
+    def _load(self) -> ModuleType:
+        """The real module, imported on the first call (at most one import, whatever the threads)."""
+        module = self.__dict__["_lazy_module"]
+        if module is None:
+            with self.__dict__["_lazy_lock"]:
+                module = self.__dict__["_lazy_module"]
+                if module is None:
+                    module = importlib.import_module(self.__name__)
+                    self.__dict__["_lazy_module"] = module
+        return module
+
+    def __getattr__(self, attr: str):
+        # only called for names the stand-in itself lacks: everything but its own bookkeeping
+        return getattr(self._load(), attr)
+
+    def __dir__(self):
+        return dir(self._load())
+
+
 def lazy_import(name: str) -> ModuleType:
-    """The module ``name``, imported when one of its attributes is first read.
+    """The module ``name`` if it is imported already, else a :class:`LazyModule` importing it on first use.
 
     Raises
     ------
@@ -23,12 +58,6 @@ def lazy_import(name: str) -> ModuleType:
     """
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
+    if importlib.util.find_spec(name) is None:
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+    return LazyModule(name)
