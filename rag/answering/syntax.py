@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.lazy import lazy_import
+from rag.lazy import imports_refused, lazy_import
 from rag.regex_cache import charsets_cached
 
 try:  # optional: pip install 'rag[syntax]'; imported on first parse (a build never pays it)
@@ -83,7 +83,9 @@ def _load(lang: str):
     if spacy is None or name is None:
         return None
     try:
-        with charsets_cached():  # its French tokenizer rules compile in about 1 s instead of 3 or more
+        # its French tokenizer rules compile in about 1 s instead of 3 or more; thinc, which spaCy
+        # imports, would import PyTorch (1.4 s) that these pipelines never use
+        with charsets_cached(), imports_refused("torch", "cupy"):
             return spacy.load(name, exclude=list(UNUSED))
     except OSError:  # the package of that pipeline is not installed
         return None
