@@ -60,7 +60,7 @@ class Retriever:
         self._embedder = embedder
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
-        self._dense_pool: ThreadPoolExecutor | None = None  # dense searches, beside the lexical one
+        self._dense_pool: ThreadPoolExecutor | None = None  # a database's dense searches, beside the lexical one
         self.refresh()
 
     @property
@@ -158,16 +158,15 @@ class Retriever:
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         lex = dense = empty
         pending = None
-        if mode is Mode.HYBRID and question.strip():
-            # the question is encoded, then searched (a database: on another connection), on another
-            # thread while this one runs the lexical search: the encoder leaves the interpreter free
-            pending = self._dense_workers().submit(self._dense, question, n, allowed)
+        if mode is Mode.HYBRID and question.strip() and not self.store.local:
+            # a database: the dense search runs on another connection while this one runs the lexical search
+            pending = self._dense_workers().submit(self.index.dense_search, self.query_vector(question), n, allowed)
         if mode is not Mode.DENSE:
             lex = self.index.lexical_search(question, n, allowed, lang, self.config.doc_weight)
         if pending is not None:
             dense = pending.result()
         elif mode is not Mode.BM25 and question.strip():
-            dense = self._dense(question, n, allowed)
+            dense = self.index.dense_search(self.query_vector(question), n, allowed)
         weight = {Mode.HYBRID: self.config.bm25_weight, Mode.BM25: 1.0, Mode.DENSE: 0.0}[mode]
         foreign = None
         if mode is Mode.HYBRID and self.config.crosslingual_bm25_weight != weight:
@@ -180,12 +179,8 @@ class Retriever:
             hits = self._hits(fused[: 3 * k + 10], strict=False)
         return collapse(hits, k)
 
-    def _dense(self, question: str, n: int, allowed: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
-        """The dense (ids, scores) of ``question``: its vector (:meth:`query_vector`), searched."""
-        return self.index.dense_search(self.query_vector(question), n, allowed)
-
     def _dense_workers(self) -> ThreadPoolExecutor:
-        """The threads that run the dense side of hybrid searches (a database's: each keeps its own connection)."""
+        """The threads that run a database's dense searches (each keeps its own connection)."""
         with self._lock:
             if self._dense_pool is None:
                 self._dense_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-dense")
