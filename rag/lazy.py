@@ -1,7 +1,8 @@
 """Heavy third-party modules imported on first use.
 
-FAISS and bm25s (with SciPy) take 0.2-0.6 s each to import, spaCy 2-4 s; a command that never
-searches or parses (a rebuild with nothing to do, ``rag index status``) should not pay for them.
+FAISS and bm25s (with SciPy) take 0.2-0.6 s each to import, spaCy and its French pipeline about
+2 s; a command that never searches or parses (a rebuild with nothing to do, ``rag index status``)
+should not pay for them.
 ``faiss = lazy_import("faiss")`` at the top of a module gives a stand-in whose first attribute read
 runs the real import.
 
