@@ -9,7 +9,7 @@ from rag.config import MINILM_MODEL as MODEL
 from rag.embedding import Encoder, cache_key, get_embedder
 from rag.errors import IndexMismatch, Remedy
 from rag.indexing import Indexer
-from rag.embedding.onnx import RECIPE
+from rag.embedding.onnx import RECIPE, SIGNED_MODEL, OnnxEmbedder, cpu_has_vnni
 from rag.store import Store
 
 FRENCH = [
@@ -41,11 +41,11 @@ def torch_embedder():
 def test_int8_export_is_made_offline_into_the_cache_folder_and_reused(int8, int8_cache):
     folder = int8.folder
     assert folder.parent == int8_cache / "encoders"
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.onnx", "tokenizer.json"]
+    # the int8-weight copy is made beside the export on CPUs with VNNI only (see the test below)
+    assert sorted(p.name for p in folder.iterdir() if p.name != SIGNED_MODEL) == \
+        ["meta.json", "model.onnx", "tokenizer.json"]
     assert not list(int8_cache.glob("encoders/*.tmp-*"))
     stamp = (folder / "model.onnx").stat().st_mtime_ns
-    from rag.embedding.onnx import OnnxEmbedder
-
     again = OnnxEmbedder(MODEL, cache_dir=int8_cache)
     assert (folder / "model.onnx").stat().st_mtime_ns == stamp
     assert np.allclose(again.encode(FRENCH[:2]), int8.encode(FRENCH[:2]), atol=1e-6)
@@ -75,6 +75,43 @@ def test_int8_keeps_input_order_and_a_text_does_not_depend_on_its_batch(int8):
     # activations are scaled per token: a long text or a short one beside it changes nothing
     assert np.abs(together - alone).max() < 1e-5
     assert int8.encode([]).shape == (0, 384)
+
+
+def test_int8_batches_spread_over_sessions_keep_each_vector_in_its_place(int8_cache):
+    texts = [f"{FRENCH[i % len(FRENCH)]} " * (1 + i % 9) for i in range(60)]  # many batches of mixed lengths
+    alone = np.vstack([OnnxEmbedder(MODEL, cache_dir=int8_cache, workers=1).encode([t]) for t in texts[:8]])
+    for workers in (1, 3):
+        together = OnnxEmbedder(MODEL, cache_dir=int8_cache, workers=workers).encode(texts)
+        assert together.shape == (60, 384)
+        assert np.abs(together[:8] - alone).max() < 1e-5
+        if workers == 1:
+            one_session = together
+    assert np.array_equal(together, one_session)
+
+
+@pytest.mark.skipif(not cpu_has_vnni(), reason="this CPU has no VNNI: the encoder keeps the uint8 weights")
+def test_int8_weights_run_as_int8_on_a_vnni_cpu_to_the_same_vectors(int8_cache, tmp_path, caplog):
+    texts = [*FRENCH, " ".join(FRENCH * 5)]
+    plain = OnnxEmbedder(MODEL, cache_dir=int8_cache, signed=False)
+    signed = OnnxEmbedder(MODEL, cache_dir=int8_cache)
+    assert signed.signed and not plain.signed
+    assert np.array_equal(signed.encode(texts), plain.encode(texts))
+    assert np.array_equal(signed.encode(texts[:1]), plain.encode(texts[:1]))  # the question session too
+    copy = signed.folder / SIGNED_MODEL
+    assert copy.is_file() and not list(signed.folder.glob("*.tmp-*"))
+    stamp = copy.stat().st_mtime_ns
+    OnnxEmbedder(MODEL, cache_dir=int8_cache).encode(texts)
+    assert copy.stat().st_mtime_ns == stamp  # made once
+    # a damaged copy: a warning, and the export itself answers with the same vectors
+    import shutil
+
+    moved = tmp_path / "encoders" / signed.folder.name
+    shutil.copytree(signed.folder, moved)
+    (moved / SIGNED_MODEL).write_bytes(b"not a model")
+    damaged = OnnxEmbedder(MODEL, cache_dir=tmp_path)
+    assert damaged.folder == moved
+    assert np.array_equal(damaged.encode(texts), plain.encode(texts))
+    assert SIGNED_MODEL in caplog.text and "does not load" in caplog.text
 
 
 def test_int8_graph_quantises_every_weight_product_per_token(int8):

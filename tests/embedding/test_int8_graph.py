@@ -8,7 +8,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from rag.embedding.int8_graph import per_channel, quantize  # noqa: E402
+from rag.embedding.int8_graph import per_channel, quantize, signed_weights  # noqa: E402
+from rag.embedding.onnx import cpu_has_vnni  # noqa: E402
 
 K, N, VOCAB = 64, 48, 5000
 
@@ -115,3 +116,33 @@ def test_products_near_the_int16_limit_are_exact_on_every_cpu():
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     y = session.run(None, {"x": x})[0]
     assert np.allclose(y, x @ ones, atol=0.02 * K / 127 + 1e-4)
+
+
+def test_signed_weights_store_the_same_integers_as_int8_and_give_the_same_products_with_vnni():
+    rng = np.random.default_rng(3)
+    model, *_ = _graph(rng)
+    quantize(model)
+    ids = rng.integers(0, VOCAB, size=(3, 9))
+    before = _run(model, ids)
+    unsigned = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("_wq")}
+    assert signed_weights(model) == 2 and signed_weights(model) == 0  # a second pass finds nothing to do
+    onnx.checker.check_model(model)
+    signed = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name in unsigned}
+    for name, values in unsigned.items():
+        assert values.dtype == np.uint8 and signed[name].dtype == np.int8
+        assert np.array_equal(signed[name].astype(np.int16) + 128, values.astype(np.int16))
+    after = _run(model, ids)
+    for a, b in zip(before, after):
+        if cpu_has_vnni():  # exact int32 sums both ways: the same bits
+            assert np.array_equal(a, b)
+        else:  # uint8 x int8 may saturate without VNNI: close only
+            assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
+
+
+def test_vnni_is_read_from_the_cpu_flags(tmp_path):
+    for flags, expected in (("fpu sse avx2 avx512f avx512_vnni", True), ("fpu avx2 avx_vnni", True),
+                            ("fpu sse avx2 fma", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n", encoding="utf-8")
+        assert cpu_has_vnni(str(info)) is expected
+    assert cpu_has_vnni(str(tmp_path / "missing")) is False
