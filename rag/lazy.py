@@ -33,18 +33,14 @@ class LazyModule(ModuleType):
 
     def __init__(self, name: str):
         super().__init__(name)
-        self.__dict__["_lazy_lock"] = threading.Lock()
         self.__dict__["_lazy_module"] = None
 
     def _load(self) -> ModuleType:
-        """The real module, imported on the first call (at most one import, whatever the threads)."""
+        """The real module, imported on the first call; threads calling at once wait for the one
+        import (:func:`importlib.import_module` holds the module's import lock), then it is kept."""
         module = self.__dict__["_lazy_module"]
         if module is None:
-            with self.__dict__["_lazy_lock"]:
-                module = self.__dict__["_lazy_module"]
-                if module is None:
-                    module = importlib.import_module(self.__name__)
-                    self.__dict__["_lazy_module"] = module
+            module = self.__dict__["_lazy_module"] = importlib.import_module(self.__name__)
         return module
 
     def __getattr__(self, attr: str):
