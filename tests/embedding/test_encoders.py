@@ -132,6 +132,16 @@ def test_int8_graph_quantises_every_weight_product_per_token(int8):
     assert (int8.folder / "model.onnx").stat().st_size < 30e6
 
 
+def test_int8_export_keeps_layer_norms_plain_for_speed(int8):
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(int8.folder / "model.onnx")).graph.node]
+    layers = 6
+    # onnxruntime's fused SkipLayerNormalization is a fifth of an encoding on one thread; Add + LayerNormalization
+    assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") == 2 * layers + 1
+    assert ops.count("BiasGelu") == layers  # GELU stays fused with its bias
+
+
 def test_cache_keys_keep_encoders_apart():
     assert cache_key("all-MiniLM-L6-v2", "torch") == MODEL  # caches from before encoders stay valid
     # int8 vectors change with the export's recipe: recipe 1's kept the plain key, later ones add it
