@@ -22,8 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.config import load_config
 from tests.servers import netns
 from tests.servers import ray_cluster as rayc
+
+from .measure import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,8 +81,8 @@ def main() -> None:
               f"{r['encode_chunks_per_s']:>16.1f}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (2 Ray nodes of 1 CPU each)")
     if args.out:
-        Path(args.out).write_text(json.dumps({"runs": runs, "load_average": os.getloadavg()}, indent=1),
-                                  encoding="utf-8")
+        Path(args.out).write_text(json.dumps({"runs": runs, "machine": machine(), "model": load_config().model},
+                                             indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -100,8 +100,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     distribute = None
     if args.ray:
         def distribute(local):  # the cluster is reached only when something must be encoded
-            return RayEmbedder(local, args.ray, cfg.model, local.encoder, str(cfg.cache_path),
-                               actors=args.ray_actors)
+            remote = RayEmbedder(local, args.ray, cfg.model, local.encoder, str(cfg.cache_path),
+                                 actors=args.ray_actors)
+            if not args.quiet:
+                print(f"encoding on {remote.actors} Ray actors over {remote.nodes} nodes, {remote.cores} cores",
+                      file=sys.stderr)
+            return remote
     report = Indexer(cfg, distribute=distribute).build(paths, rebuild=args.rebuild, prune=not args.no_prune,
                                                        wait=args.wait, progress=not args.quiet,
                                                        follow_links=args.follow_links)

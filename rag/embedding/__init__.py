@@ -58,7 +58,7 @@ def configured_encoder() -> tuple[str, str]:
 
 
 def get_embedder(model: str = DEFAULT_MODEL, batch_size: int = 32, encoder: Encoder | str | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> Embedder:
+                 cache_dir: str | os.PathLike | None = None, cores: int | None = None) -> Embedder:
     """A shared embedder per model and encoder (loading one takes seconds).
 
     Parameters
@@ -71,6 +71,8 @@ def get_embedder(model: str = DEFAULT_MODEL, batch_size: int = 32, encoder: Enco
         ``onnx-int8`` or ``torch``; default: the configured one (``RAG_ENCODER``).
     cache_dir : path-like, optional
         Where exported encoders are kept (default: the configured one, else :func:`default_cache_dir`).
+    cores : int, optional
+        The cores it may keep busy (default: all this process may run on); a Ray actor gives its share.
 
     Returns
     -------
@@ -85,11 +87,11 @@ def get_embedder(model: str = DEFAULT_MODEL, batch_size: int = 32, encoder: Enco
     except ValueError:
         raise ValueError(f"encoder {encoder!r} is not one of {', '.join(e.value for e in Encoder)}") from None
     folder = str(Path(cache_dir) if cache_dir else default_cache_dir())
-    return _embedder(canonical_model_name(model), batch_size, encoder, folder)
+    return _embedder(canonical_model_name(model), batch_size, encoder, folder, cores)
 
 
 @lru_cache(maxsize=4)
-def _embedder(model: str, batch_size: int, encoder: Encoder, cache_dir: str) -> Embedder:
+def _embedder(model: str, batch_size: int, encoder: Encoder, cache_dir: str, cores: int | None) -> Embedder:
     if encoder is Encoder.TORCH:
-        return TorchEmbedder(model, batch_size, cache_dir=Path(cache_dir))
-    return OnnxEmbedder(model, batch_size, cache_dir=Path(cache_dir))
+        return TorchEmbedder(model, batch_size, cache_dir=Path(cache_dir), cores=cores)
+    return OnnxEmbedder(model, batch_size, cache_dir=Path(cache_dir), cores=cores)

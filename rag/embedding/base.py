@@ -43,6 +43,13 @@ def vector_key(name: str, encoder: Encoder | str, recipe: int) -> str:
     return f"{name}#{encoder.value}" + (f"/{recipe}" if recipe > 1 else "")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def publish_folder(tmp: Path, folder: Path, marker: str) -> None:
     """Move the finished ``tmp`` to ``folder`` in one rename; when another process got there first (its
     ``folder/marker`` is there), keep its copy and drop ``tmp``."""

@@ -43,7 +43,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..config import default_cache_dir
-from .base import Embedder, Encoder, model_prompts, publish_folder, quiet_transformers
+from .base import Embedder, Encoder, model_prompts, publish_folder, quiet_transformers, usable_cores
 from .int8_graph import quantize, signed_weights
 from .models import canonical_model_name, resolve_model
 
@@ -311,13 +311,16 @@ class OnnxEmbedder(Embedder):
     workers : int, optional
         Sessions that encode the batches of a long encoding side by side; default: one per core,
         at most :data:`MAX_WORKERS`.
+    cores : int, optional
+        The cores this encoder may keep busy (a Ray actor's share of its node); default: the
+        cores this process may run on.
     """
 
     encoder = Encoder.ONNX_INT8
     recipe = RECIPE
 
     def __init__(self, model: str, batch_size: int = 32, cache_dir: Path | None = None,
-                 signed: bool | None = None, workers: int | None = None):
+                 signed: bool | None = None, workers: int | None = None, cores: int | None = None):
         super().__init__()
         _require_onnx(("onnxruntime",))  # onnx itself is needed to export only
         from tokenizers import Tokenizer
@@ -340,7 +343,7 @@ class OnnxEmbedder(Embedder):
         self._batcher.enable_truncation(self.max_tokens)
         self._batcher.no_padding()
         self.signed = cpu_has_vnni() if signed is None else bool(signed)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = max(1, int(cores or usable_cores()))
         self.workers = max(1, workers or min(cores, MAX_WORKERS))
         self._threads = max(1, cores // self.workers)
         # Made on first use (each takes a second or more to load): a process that only asks

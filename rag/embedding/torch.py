@@ -24,18 +24,24 @@ class TorchEmbedder(Embedder):
         Encoding batch size.
     cache_dir : path-like, optional
         Where a bundled model is converted when it needs to be (multilingual-e5-small).
+    cores : int, optional
+        The cores torch may keep busy (a Ray actor's share of its node); default: torch's own choice.
     """
 
     encoder = Encoder.TORCH
     recipe = 0
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, cache_dir: str | Path | None = None):
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, cache_dir: str | Path | None = None,
+                 cores: int | None = None):
+        import torch
         from sentence_transformers import SentenceTransformer  # heavy: loaded when a torch encoder is made
 
         super().__init__()
         quiet_transformers()
         self.name = canonical_model_name(model)
         self.batch_size = batch_size
+        if cores:
+            torch.set_num_threads(max(1, int(cores)))
         self.model = SentenceTransformer(resolve_model(model, cache_dir), device="cpu")
         self.max_tokens = int(self.model.max_seq_length)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension

@@ -48,15 +48,21 @@ class ClusterLost(RagError):
 
 
 class _EncodeActor:
-    """One encoder on one CPU of the cluster (made a Ray actor class by :class:`RayEmbedder`)."""
+    """One encoder on one CPU of the cluster (made a Ray actor class by :class:`RayEmbedder`).
+
+    It keeps busy only the CPUs Ray gave it: Ray does not pin an actor to its cores, and an encoder
+    left to its defaults would run as many threads as the node has cores, for each actor.
+    """
 
     def __init__(self, model: str, encoder: str, cache_dir: str, batch_size: int):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a node never downloads a model either
-        self.embedder = get_embedder(model, batch_size, encoder, cache_dir)
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        self.cores = max(1, round(cpus))
+        self.embedder = get_embedder(model, batch_size, encoder, cache_dir, cores=self.cores)
 
-    def node(self) -> str:
-        """The id of the node this actor runs on."""
-        return ray.get_runtime_context().get_node_id()
+    def node(self) -> tuple[str, int]:
+        """The id of the node this actor runs on, and the cores its encoder keeps busy."""
+        return ray.get_runtime_context().get_node_id(), self.cores
 
     def encode(self, texts: list[str], kwargs: dict[str, Any]) -> np.ndarray:
         """Vectors of ``texts`` (the arguments of :meth:`Embedder.encode` besides the texts in ``kwargs``)."""
@@ -102,11 +108,13 @@ class RayEmbedder:
         self._actors = [remote.remote(model, encoder, str(cache_dir), int(getattr(local, "batch_size", 32)))
                         for _ in range(count)]
         try:  # wait for every encoder to load; an actor that cannot is dropped
-            nodes = self._alive(lambda a: a.node.remote())
+            placed = self._alive(lambda a: a.node.remote())
         except ClusterLost:
             raise ClusterLost(f"no encoder could start on the Ray cluster at {address}") from None
-        self.nodes = len(set(nodes))
-        log.info("encoding on %d actors over %d Ray nodes", len(self._actors), self.nodes)
+        self.nodes = len({node for node, _ in placed})
+        self.cores = sum(c for _, c in placed)
+        log.info("encoding on %d actors over %d Ray nodes, %d cores in all", len(self._actors), self.nodes,
+                 self.cores)
 
     def _alive(self, call) -> list:
         """Run ``call(actor)`` on every actor; keep those that answer, their answers in order."""

@@ -89,6 +89,15 @@ def test_int8_batches_spread_over_sessions_keep_each_vector_in_its_place(int8_ca
     assert np.array_equal(together, one_session)
 
 
+def test_an_encoder_given_its_cores_keeps_only_those_busy(int8_cache):
+    texts = [f"{FRENCH[i % len(FRENCH)]} " * (1 + i % 9) for i in range(40)]  # a long encoding: batch sessions
+    for cores, sessions, threads in ((1, 1, 1), (2, 2, 1), (8, 4, 2)):  # a Ray actor's share of its node
+        embedder = get_embedder(MODEL, encoder="onnx-int8", cache_dir=int8_cache, cores=cores)
+        embedder.encode(texts)
+        batch = embedder._sessions["batch"]
+        assert len(batch) == sessions
+        assert {s.get_session_options().intra_op_num_threads for s in batch} == {threads}
+
 @pytest.mark.skipif(not cpu_has_vnni(), reason="this CPU has no VNNI: the encoder keeps the uint8 weights")
 def test_int8_weights_run_as_int8_on_a_vnni_cpu_to_the_same_vectors(int8_cache, tmp_path, caplog):
     texts = [*FRENCH, " ".join(FRENCH * 5)]

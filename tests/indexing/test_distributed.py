@@ -77,6 +77,8 @@ def test_a_ray_build_holds_what_a_local_build_of_the_same_files_holds(ray_cluste
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     assert f"{ARTICLES} added" in out and f"{len(rows)} encoded" in out, out
+    # one encoder per CPU, each keeping only its own CPU busy: 2 nodes of 1 CPU are 2 cores, not 4
+    assert "encoding on 2 Ray actors over 2 nodes, 2 cores" in err, err[-2000:]
     assert_same_index(tmp_path / "index", rows, vectors)
     again = ray_build(ray_cluster, corpus, tmp_path / "index")  # nothing changed: nothing to encode
     out, err = again.communicate(timeout=300)
