@@ -17,8 +17,8 @@ about 0.90 from the originals; per output channel, with one activation scale per
 stores the int8 weights as uint8 around 128, which onnxruntime multiplies exactly on CPUs
 without VNNI too (see :mod:`rag.embedding.int8_graph`). On a CPU with VNNI the encoder runs a
 copy with the same weights as int8 (``model-s8.onnx``, made beside the export on first use): the
-same vectors to the bit, about twice as fast. Recipe 4 leaves the residual additions and layer norms
-unfused: onnxruntime's ``SkipLayerNormalization`` was a fifth of the encoding time.
+same vectors to the bit, 1.5 to 2 times as fast. Recipe 4 leaves the residual additions and layer
+norms unfused: onnxruntime's ``SkipLayerNormalization`` was a fifth of the encoding time.
 
 Long encodings (builds) run their batches on one session per core (at most
 :data:`MAX_WORKERS`), each on its own thread: on 2 cores, 1.2 times the throughput of one session
