@@ -19,6 +19,7 @@ from functools import lru_cache
 import Stemmer
 
 from .normalize import normalize_answer, strip_accents
+from .places import translated_places
 from .stopwords import LUCENE_ENGLISH, SNOWBALL_FRENCH
 
 ANALYZER_VERSION = 2  # stored with the index: terms written by another analysis need a rebuild
@@ -105,9 +106,12 @@ def query_terms(question: str, lang: str = "fr", question_lang: str | None = Non
 
     The question's own language (``question_lang``, default ``lang``) adds its stopwords,
     interrogatives and elisions, so an English question still loses "who" and "the" when it is
-    matched against French articles.
+    matched against French articles, and the countries it names are searched by their names in
+    ``lang`` too (:func:`rag.text.places.translated_places`: *Norway*, *Norvège*).
     """
     langs = {lang, question_lang or lang}
+    if question_lang and question_lang != lang:
+        question = " ".join([question, *translated_places(question, question_lang, lang)])
     stop = frozenset().union(*(STOPWORDS.get(x, frozenset()) | QUESTION_WORDS.get(x, frozenset()) for x in langs))
     return _terms(content_words(question, lang, stop, "fr" in langs), lang)
 

@@ -69,6 +69,15 @@ def test_a_passage_whose_article_holds_the_other_words_ranks_first():
     assert set(flat[:2].tolist()) == {10, 12}
 
 
+def test_an_english_question_finds_the_french_passage_naming_its_country_in_french():
+    idx = _index(["Une organisation protestante compte ses morts en Irlande.",
+                  "Iran Human Rights, basée en Norvège, a compté les morts."])
+    ids, _ = idx.search("Which organization based in Norway counted the deaths?", 2, lang="en")
+    assert ids.tolist()[0] == 11
+    ids, _ = idx.search("Quelle organisation basée en Norvège a compté les morts ?", 2, lang="fr")
+    assert ids.tolist()[0] == 11  # in the articles' own language nothing is added
+
+
 def test_mask_restricts_rows_and_unmatched_rows_are_left_out():
     idx = _index(["pont Lyon", "pont Nantes", "grève Nantes"])
     ids, _ = idx.search("pont", 10, mask=np.array([0, 1, 1], dtype=np.float32))
