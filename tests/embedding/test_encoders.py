@@ -98,6 +98,7 @@ def test_an_encoder_given_its_cores_keeps_only_those_busy(int8_cache):
         assert len(batch) == sessions
         assert {s.get_session_options().intra_op_num_threads for s in batch} == {threads}
 
+
 @pytest.mark.skipif(not cpu_has_vnni(), reason="this CPU has no VNNI: the encoder keeps the uint8 weights")
 def test_int8_weights_run_as_int8_on_a_vnni_cpu_to_the_same_vectors(int8_cache, tmp_path, caplog):
     texts = [*FRENCH, " ".join(FRENCH * 5)]
