@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from rag.retrieval.pg_search import LEXICAL_SQL  # the product's BM25 in SQL
+from rag.retrieval.pg_lexical import LEXICAL_SQL  # the product's BM25 in SQL
 
 K1, B = 0.9, 0.5
 

@@ -3,7 +3,8 @@
 Starts the test servers' Ray cluster (a head and a worker node, one CPU each, in a private
 network namespace: needs root) and times, from an empty index each time, ``rag index build``
 of PIAF-dev locally and with ``--ray`` on the head node alone (``--ray-actors 1``) and on both
-nodes. Prints the times, the encoding rates (the build's own "chunks/s") and their ratios.
+nodes; then on a cluster of one node offering the machine's 2 CPUs. Prints the times, the
+encoding rates (the build's own "chunks/s") and their ratios.
 
     sudo python -m bench.ray_build                     # ../shared/data/piaf-dev.json
     sudo python -m bench.ray_build --piaf FILE --out bench/results/ray_build.json
@@ -71,6 +72,13 @@ def main() -> None:
                 runs.append(build(Path(args.piaf), folder / "index", ray_env, "--ray", cluster.address))
             finally:
                 cluster.stop()
+            one = rayc.start_cluster(folder / "one", workers=0, cpus=2)  # one node, the local build's 2 cores
+            try:
+                ray_env = {**one.env, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+                runs.append(build(Path(args.piaf), folder / "index", ray_env, "--ray", one.address))
+                runs[-1]["args"] += " (one node of 2 CPUs)"
+            finally:
+                one.stop()
     finally:
         ns.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -79,7 +87,7 @@ def main() -> None:
     for r in runs:
         print(f"{r['args'][:40]:<40} {r['seconds']:>8.1f} {r['seconds'] / local:>8.2f} {r['chunks']:>7} "
               f"{r['encode_chunks_per_s']:>16.1f}")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (2 Ray nodes of 1 CPU each)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (2 Ray nodes of 1 CPU each, then 1 of 2)")
     if args.out:
         Path(args.out).write_text(json.dumps({"runs": runs, "machine": machine(), "model": load_config().model},
                                              indent=1), encoding="utf-8")

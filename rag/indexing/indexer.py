@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 ENCODE_STEP = 256  # chunks encoded (and cached) per step: a crash loses at most one step
 
 
-CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")  # and, in a database, "document-committed"
+CRASH_POINTS = ("encoded", "written", "in-transaction", "committed")  # in a database, "document-committed", "packing"
 
 
 def crash_point(name: str) -> None:
@@ -400,6 +400,8 @@ class Indexer:
             with store.transaction():        # again: found unchanged
                 store.record_files(loaded.stamps, self.reader)
                 store.record_pages(loaded.pages, self.page_reader)
+        if not store.local and not report.changed and manifest is not None:  # packed postings due (a killed
+            store.pack(lambda: crash_point("packing"), force=False)          # packing, or a repair's removals)
         self._keep_digests(store, loaded, existing, changed)
         report.chunks_total = store.counts()[1]
         current = store.manifest()
@@ -646,7 +648,8 @@ class Indexer:
         store.apply(changes, new_manifest, reader=self.reader, stamps=stamps or {}, pages=pages or {},
                     page_reader=self.page_reader, forget_keys=[d["key"] for d in gone], forget_all=rebuild,
                     drop_cache=drop_cache, inside=lambda: crash_point("in-transaction"),
-                    committed=lambda: crash_point("document-committed"), batch=self.config.pg_bulk_batch)
+                    committed=lambda: crash_point("document-committed"), packing=lambda: crash_point("packing"),
+                    batch=self.config.pg_bulk_batch)
         crash_point("committed")
 
     def _new_manifest(self, manifest: Manifest | None, dim: int, generation: int, encoded: bool,

@@ -1,14 +1,8 @@
-"""Search in the PostgreSQL backend: BM25 computed exactly in SQL, pgvector for the dense side.
+"""Search in the PostgreSQL backend: BM25 computed exactly in the database's snapshot, pgvector for the dense side.
 
-BM25 is the local index's (bm25s's Lucene variant, :data:`rag.search.lexical.K1` and ``B``),
-over chunks and over documents, from the postings and the statistics the database keeps
-(:mod:`rag.store.postgres`): ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and
-``tf / (tf + k1 (1 - b) + k1 b len / avglen)``, summed over the question's terms in each row's
-language (:func:`rag.text.analysis.query_terms`), then blended ``(1 - doc_weight) x chunk / best
-chunk + doc_weight x document / best document`` as :meth:`rag.search.lexical.LexicalIndex.scores`.
-The candidates are the chunks matching a term and the chunks of the best ``n`` documents (a
-chunk matching nothing still scores its document's share); ties go to the lower row number,
-as locally. One statement reads postings and statistics: one snapshot.
+BM25 is the local index's, over the packed postings where the database has them and in SQL
+otherwise (:mod:`rag.retrieval.pg_lexical`), for the question's terms in each row's language
+(:func:`rag.text.analysis.query_terms`). One statement reads postings and statistics: one snapshot.
 
 The dense side is inner product on unit vectors: exact (every allowed vector read) for a
 filter or an index of at most ``exact_search_limit`` chunks, as the local FAISS index is;
@@ -30,48 +24,11 @@ from ..embedding import cache_key
 from ..search.lexical import K1, B
 from ..search.stats import TermStats
 from ..store.layout import Manifest, check_readable
+from ..store.pg_packed import has_packed_tables
 from ..store.postgres import PgStore, vec_literal
 from ..text.analysis import query_terms
+from .pg_lexical import CHUNKS_OF_DOCS_SQL, LEXICAL_SQL, PACKED_SQL, packed_scores
 
-# Each query term's weights (its multiplicity times its idf, over chunks and over documents) and the length
-# norm's constants are computed once, in q: a posting row only adds w tf / (tf + k0 + kl len). The maxima are
-# computed once (m is materialised: inlined, each use would scan c and d again). The order is by the score to
-# 12 decimals (it is at most 1), then rowid: sums of the same terms added in another order (another plan) differ
-# in their last bits, and would otherwise swap exact ties.
-LEXICAL_SQL = """WITH q AS MATERIALIZED (
-    SELECT t.term_id, q.lang,
-           count(*)::float8 * ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5)) AS w,
-           count(*)::float8 * ln(1 + (st.nd - t.doc_df + 0.5) / (t.doc_df + 0.5)) AS wd,
-           %(k1)s * (1 - %(b)s) AS k0, %(k1)s * %(b)s / st.avg AS kl, %(k1)s * %(b)s / st.avgd AS kld
-    FROM unnest(%(langs)s::smallint[], %(terms)s::text[]) AS q(lang, term) JOIN terms t ON t.term = q.term
-    CROSS JOIN (SELECT chunks::float8 AS n, chunk_terms::float8 / chunks AS avg, docs::float8 AS nd,
-                       doc_terms::float8 / greatest(docs, 1) AS avgd FROM lexical_stats WHERE chunks > 0) st
-    GROUP BY t.term_id, q.lang, t.df, t.doc_df, st.n, st.nd, st.avg, st.avgd),
-c AS (
-    SELECT p.rowid, any_value(p.doc_no) AS doc_no, sum(q.w * p.tf / (p.tf + q.k0 + q.kl * p.len)) AS s
-    FROM q JOIN chunk_postings p ON p.term_id = q.term_id AND p.lang = q.lang
-    WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
-    GROUP BY p.rowid),
-d AS (
-    SELECT p.doc_no, sum(q.wd * p.tf / (p.tf + q.k0 + q.kld * p.len)) AS s
-    FROM q JOIN doc_postings p ON p.term_id = q.term_id AND p.lang = q.lang
-    WHERE %(allowed)s::int[] IS NULL OR p.doc_no = ANY(%(allowed)s::int[])
-    GROUP BY p.doc_no),
-m AS MATERIALIZED (SELECT coalesce((SELECT max(s) FROM c), 0) AS mc, coalesce((SELECT max(s) FROM d), 0) AS md),
-top_docs AS (SELECT doc_no, s FROM d ORDER BY s DESC LIMIT %(n)s),
-cand AS (
-    SELECT c.rowid, c.s AS cs, d.s AS ds FROM c LEFT JOIN d USING (doc_no)
-    UNION ALL
-    SELECT ch.rowid, NULL, top_docs.s FROM top_docs JOIN chunks ch USING (doc_no)
-    WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.rowid = ch.rowid))
-SELECT rowid, score FROM (
-    SELECT cand.rowid,
-           (1 - %(w)s) * CASE WHEN m.mc > 0 THEN coalesce(cs, 0) / m.mc ELSE coalesce(cs, 0) END
-           + %(w)s * CASE WHEN m.md > 0 THEN coalesce(ds, 0) / m.md ELSE coalesce(ds, 0) END AS score
-    FROM cand CROSS JOIN m) scored
-ORDER BY round(score * 1e12) DESC, rowid
-LIMIT %(n)s
-"""
 # HNSW: the index gives the order (no second sort key, or the planner could not use it)
 DENSE_SQL = ("SELECT rowid, hash, -(embedding <#> %(q)s::halfvec) AS score FROM chunks "
              "ORDER BY embedding <#> %(q)s::halfvec LIMIT %(n)s")
@@ -140,6 +97,7 @@ class PgSearch:
         self._stats: DatabaseTermStats | None = None
         self._langs: dict[str, int] | None = None   # read once per build committed
         self._chunks: int | None = None
+        self._packed: bool | None = None             # whether the database has packed postings (per build)
         self._session = threading.local()            # the hnsw.ef_search set on this thread's connection
 
     def refresh(self) -> bool:
@@ -148,7 +106,7 @@ class PgSearch:
         manifest = check_readable(manifest, self.model or (manifest.model if manifest else ""), self.store.folder)
         if self.manifest is not None and manifest.generation == self.manifest.generation:
             return False
-        self.manifest, self._stats, self._langs, self._chunks = manifest, None, None, None
+        self.manifest, self._stats, self._langs, self._chunks, self._packed = manifest, None, None, None, None
         return True
 
     def _languages(self) -> dict[str, int]:
@@ -166,8 +124,12 @@ class PgSearch:
         return self.store.doc_numbers(doc_ids, since, until)
 
     def lexical_search(self, question: str, n: int, allowed: list[int] | None, lang: str | None,
-                       doc_weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``n`` chunks by blended BM25: (rowids, scores), best first, zero scores left out."""
+                       doc_weight: float, packed: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``n`` chunks by blended BM25: (rowids, scores), best first, zero scores left out.
+
+        ``packed`` False reads the row postings alone (the same scores, in SQL: the reference the packed
+        way is held to); None reads the packed postings where the database has them.
+        """
         if n <= 0 or (allowed is not None and not allowed):
             return _EMPTY
         langs, terms = [], []
@@ -177,10 +139,20 @@ class PgSearch:
             terms += words
         if not terms:
             return _EMPTY
-        rows = self.store.query(LEXICAL_SQL, {"langs": langs, "terms": terms, "k1": K1, "b": B, "n": int(n),
-                                              "w": float(doc_weight), "allowed": allowed}, prepare=False)
-        rows = [r for r in rows if r[1] > 0]
-        return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32)
+        if self._packed is None:
+            with self.store.errors():
+                self._packed = has_packed_tables(self.store.db)
+        if self._packed and packed is not False:
+            rows = self.store.query(PACKED_SQL, {"langs": langs, "terms": terms}, prepare=False, binary=True)
+            ids, scores = packed_scores(rows, int(n), float(doc_weight), K1, B, allowed,
+                                        lambda docs: self.store.query(CHUNKS_OF_DOCS_SQL, (docs,)))
+        else:
+            found = self.store.query(LEXICAL_SQL, {"langs": langs, "terms": terms, "k1": K1, "b": B, "n": int(n),
+                                                   "w": float(doc_weight), "allowed": allowed}, prepare=False)
+            ids = np.array([r[0] for r in found], dtype=np.int64)
+            scores = np.array([r[1] for r in found], dtype=np.float32)
+        keep = scores > 0
+        return ids[keep], scores[keep]
 
     def dense_search(self, query: np.ndarray, n: int, allowed: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
         """Best ``n`` chunks by inner product: (rowids, scores), best first."""

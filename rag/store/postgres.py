@@ -56,6 +56,16 @@ from ..schema import Document
 from ..text.normalize import text_hash
 from .base import DocumentChange, StoredChunk, date_condition, export_chunks
 from .layout import Manifest, now_iso
+from .pg_packed import (
+    PACKED_SCHEMA,
+    PACKED_TABLES,
+    has_packed_tables,
+    pack,
+    pack_due,
+    packed_problems,
+    record_added,
+    record_removed,
+)
 
 try:
     psycopg = lazy_import("psycopg")
@@ -194,10 +204,17 @@ class PgStore:
         self._has_chunks = False
         self._langs: dict[str, int] = {}
         if create:
-            self._write(lambda db: db.execute(SCHEMA))
+            self._write(self._create_tables)
         elif not self._table_exists("manifest"):
             raise IndexMissing(f"no index in the database {self.folder}", Remedy.BUILD, self.folder)
         self._has_chunks = self._table_exists("chunks")
+        self._packed = self._table_exists("packed_state")  # an index made before the packed postings has none
+
+    @staticmethod
+    def _create_tables(db) -> None:
+        db.execute(SCHEMA)
+        if not has_packed_tables(db):
+            db.execute(PACKED_SCHEMA)
 
     # -- connections -------------------------------------------------------------------------
     @property
@@ -232,12 +249,12 @@ class PgStore:
             self.close()
             raise IndexUnavailable(f"lost the database {self.folder}: {first_line(exc)}", where=self.folder) from None
 
-    def query(self, sql: str, args: Any = None, prepare: bool | None = None) -> list[tuple]:
+    def query(self, sql: str, args: Any = None, prepare: bool | None = None, binary: bool = False) -> list[tuple]:
         """Rows of one statement (outside any transaction: its own snapshot); ``prepare`` False plans it
         for its own arguments every time (psycopg prepares a statement run often, and the server may then
-        keep one generic plan for all arguments)."""
+        keep one generic plan for all arguments); ``binary`` has the values sent in binary (``bytea`` as is)."""
         with self.errors():
-            return self.db.execute(sql, args, prepare=prepare).fetchall()
+            return self.db.execute(sql, args, prepare=prepare, binary=binary).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -476,7 +493,7 @@ class PgStore:
               stamps: Mapping[str, tuple[int, int, int, int]] | None = None,
               pages: Mapping[str, Validators] | None = None,
               page_reader: str = "", forget_keys: Sequence[str] = (), forget_all: bool = False,
-              drop_cache: str | None = None, inside: Any = None, committed: Any = None,
+              drop_cache: str | None = None, inside: Any = None, committed: Any = None, packing: Any = None,
               batch: int = BULK_BATCH) -> None:
         """Commit the changes, then the stamps and the manifest.
 
@@ -503,6 +520,8 @@ class PgStore:
             Called inside each transaction of changes, before it commits (fault injection).
         committed : callable, optional
             Called after each transaction of changes commits (fault injection).
+        packing : callable, optional
+            Called inside the transaction that packs the postings again, when due (fault injection).
         batch : int
             Documents per transaction of a first load (at least 1).
 
@@ -547,6 +566,23 @@ class PgStore:
                                     list(manifest.to_rows().items()))
         if made:
             self.vacuum()
+        self.pack(packing, force=False)
+
+    def pack(self, packing: Any = None, force: bool = True) -> bool:
+        """Pack the postings again (:mod:`rag.store.pg_packed`), when due unless ``force``, in one transaction;
+        ``packing`` is called inside it before it commits (fault injection). True if it packed."""
+        if not self._packed:
+            return False
+        with self.transaction() as db:
+            if not (force or pack_due(db)):
+                return False
+            pack(db, now_iso())
+            if packing is not None:
+                packing()
+        with self.errors():
+            for table in ("chunk_packed", "doc_packed"):
+                self.db.execute(f"VACUUM (ANALYZE) {table}")
+        return True
 
     def vacuum(self) -> None:
         """VACUUM ANALYZE the index's tables (the planner's statistics, and index-only scans of the postings)."""
@@ -603,13 +639,14 @@ class PgStore:
             self._langs = dict(db.execute("SELECT name, code FROM langs").fetchall())
         return self._langs[name]
 
-    @staticmethod
-    def _remove(db, doc_id: str) -> None:
+    def _remove(self, db, doc_id: str) -> None:
         """Delete a document with its chunks and postings, its counts taken off the statistics."""
         row = db.execute("SELECT doc_no FROM documents WHERE id = %s", (doc_id,)).fetchone()
         if row is None:
             return
         dn = row[0]
+        if self._packed:
+            record_removed(db, dn)
         db.execute("UPDATE terms t SET df = t.df - x.n FROM (SELECT term_id, count(*) AS n FROM chunk_postings "
                    "WHERE doc_no = %s GROUP BY term_id) x WHERE t.term_id = x.term_id", (dn,))
         db.execute("UPDATE terms t SET doc_df = t.doc_df - 1 FROM doc_postings p "
@@ -685,6 +722,8 @@ class PgStore:
         if totals[0]:
             db.execute("UPDATE lexical_stats SET chunks = chunks + %s, chunk_terms = chunk_terms + %s, "
                        "docs = docs + %s, doc_terms = doc_terms + %s", totals)
+        if self._packed:
+            record_added(db, [rid for _, _, rid, _ in rows], doc_nos)
 
     # -- export, verify, repair --------------------------------------------------------------
     def export(self, cache_key: str, dim: int) -> Iterator[DocumentChange]:
@@ -728,20 +767,25 @@ class PgStore:
                          "WHERE p.rowid = c.rowid) AND c.n_terms > 0")[0][0]
         if bad:
             problems.append(("lexical", f"{bad} chunks with terms but no postings"))
+        if self._packed:
+            problems += [("lexical", p) for p in packed_problems(self.query)]
         return problems
 
     def repair(self) -> None:
-        """Rewrite every counter a score reads from the postings and rows, in one transaction."""
+        """Rewrite every counter a score reads from the postings and rows, in one transaction, then the packed
+        postings."""
         with self.transaction() as db:
             for sql in REPAIR_SQL:
                 db.execute(sql)
+        self.pack()
 
     def drop(self) -> None:
         """Delete every table of the index (its database stays)."""
         self._write(lambda db: db.execute(
             "DROP TABLE IF EXISTS chunk_postings, chunks, doc_postings, terms, lexical_stats, documents, langs, "
-            "embedding_cache, files, pages, manifest CASCADE; DROP SEQUENCE IF EXISTS doc_no, chunk_rowid, term_id"))
-        self._has_chunks = False
+            f"embedding_cache, files, pages, manifest, {', '.join(PACKED_TABLES)} CASCADE; "
+            "DROP SEQUENCE IF EXISTS doc_no, chunk_rowid, term_id"))
+        self._has_chunks = self._packed = False
         self._langs = {}
 
 

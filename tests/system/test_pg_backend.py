@@ -169,6 +169,28 @@ def test_a_first_build_killed_in_the_middle_of_its_load_is_completed_by_the_next
     assert any(h.source.endswith("art007.txt") for h in hits)
 
 
+@pytest.mark.slow
+def test_a_build_killed_while_packing_its_postings_answers_from_the_rows_and_the_next_build_packs(
+        pg_database, corpus, embedder):
+    url = pg_database
+    res = rag("index", "build", str(corpus), "--index", url, "-q", RAG_CRASH_AT="packing")
+    assert res.returncode == -signal.SIGKILL, res.stderr  # a first load packs once everything is committed
+    store = open_store(url)
+    assert store.counts()[0] == 3 and store.verify() == []
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT valid, (SELECT count(*) FROM chunk_packed) FROM packed_state").fetchone() == (
+            False, 0)  # the packing rolled back: searches read the row postings
+    hits = Retriever(Config(index_dir=url), embedder=embedder).search(QUESTION, 3, mode="bm25")
+    assert hits[0].source.endswith("pont.txt")
+    report = Indexer(Config(index_dir=url), embedder).build([corpus], progress=False)
+    assert not report.changed and report.encoded == 0
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT valid, (SELECT count(*) FROM chunk_packed) > 0 FROM packed_state").fetchone() == (
+            True, True)
+    assert [h.chunk_id for h in Retriever(Config(index_dir=url), embedder=embedder).search(QUESTION, 3, mode="bm25")
+            ] == [h.chunk_id for h in hits]
+
+
 def test_a_second_build_on_the_same_database_is_refused_while_one_runs(pg_database, corpus):
     url = pg_database
     store = open_store(url, create=True)
