@@ -27,6 +27,8 @@ the row postings alone.
 from __future__ import annotations
 
 import logging
+import time
+from typing import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +56,38 @@ CREATE TABLE IF NOT EXISTS dead_docs (doc_no integer PRIMARY KEY);
 PACKED_TABLES = ("packed_state", "chunk_packed", "doc_packed", "dead_chunks", "dead_docs")
 
 # the arrays of one side, in the order the search decodes them (no ORDER BY: every aggregate of a group reads its
-# rows in the same order, so the arrays stay aligned)
-PACK_SQL = (
-    "DELETE FROM chunk_packed",
-    "DELETE FROM doc_packed",
-    "DELETE FROM dead_chunks",
-    "DELETE FROM dead_docs",
+# rows in the same order, so the arrays stay aligned), for the terms numbered in a range
+CLEAR_SQL = ("DELETE FROM chunk_packed", "DELETE FROM doc_packed", "DELETE FROM dead_chunks", "DELETE FROM dead_docs")
+CHUNK_PACK_SQL = (
     "INSERT INTO chunk_packed (term_id, lang, n, rowids, docs, tfs, lens) "
     "SELECT term_id, lang, count(*), string_agg(int8send(rowid), ''::bytea), string_agg(int4send(doc_no), ''::bytea), "
     "string_agg(int4send(tf::integer), ''::bytea), string_agg(int4send(len), ''::bytea) "
-    "FROM chunk_postings GROUP BY term_id, lang",
+    "FROM chunk_postings WHERE term_id BETWEEN %s AND %s GROUP BY term_id, lang")
+DOC_PACK_SQL = (
     "INSERT INTO doc_packed (term_id, lang, n, docs, tfs, lens) "
     "SELECT term_id, lang, count(*), string_agg(int4send(doc_no), ''::bytea), string_agg(int4send(tf), ''::bytea), "
-    "string_agg(int4send(len), ''::bytea) FROM doc_postings GROUP BY term_id, lang",
-    "UPDATE packed_state SET valid = true, chunk_mark = coalesce((SELECT max(rowid) FROM chunks), 0), "
-    "doc_mark = coalesce((SELECT max(doc_no) FROM documents), 0), packed = %s",
-)
+    "string_agg(int4send(len), ''::bytea) FROM doc_postings WHERE term_id BETWEEN %s AND %s GROUP BY term_id, lang")
+MARK_SQL = ("UPDATE packed_state SET valid = true, chunk_mark = coalesce((SELECT max(rowid) FROM chunks), 0), "
+            "doc_mark = coalesce((SELECT max(doc_no) FROM documents), 0), packed = %s")
+PACK_BATCH = 4_000_000  # postings (by the counters) aggregated per statement: bounds a packing's memory
+_ALL = (-2**31, 2**31 - 1)
+
+
+def term_ranges(counts: Sequence[tuple[int, int]], batch: int | None = None) -> list[tuple[int, int]]:
+    """Consecutive ranges of term numbers covering every integer, each holding about ``batch`` postings
+    (default :data:`PACK_BATCH`).
+
+    ``counts`` are (term number, postings) in ascending order; the counts only size the ranges, so a
+    wrong counter never leaves a posting out.
+    """
+    batch = PACK_BATCH if batch is None else batch
+    ranges, lo, total = [], _ALL[0], 0
+    for term_id, count in counts:
+        total += max(int(count), 1)
+        if total >= batch:
+            ranges.append((lo, int(term_id)))
+            lo, total = int(term_id) + 1, 0
+    return ranges + [(lo, _ALL[1])]
 
 
 def has_packed_tables(db) -> bool:
@@ -128,8 +146,13 @@ def packed_problems(query) -> list[str]:
 
 def pack(db, when: str) -> None:
     """Rewrite the packed arrays from the row postings (in the caller's transaction, under the build lock)."""
+    t0 = time.monotonic()
     db.execute(f"SET LOCAL work_mem = '{PACK_WORK_MEM}'")
-    for sql in PACK_SQL:
-        db.execute(sql, (when,) if "%s" in sql else None)
+    for sql in CLEAR_SQL:
+        db.execute(sql)
+    for sql, column in ((CHUNK_PACK_SQL, "df"), (DOC_PACK_SQL, "doc_df")):
+        for lo, hi in term_ranges(db.execute(f"SELECT term_id, {column} FROM terms ORDER BY term_id").fetchall()):
+            db.execute(sql, (lo, hi))
+    db.execute(MARK_SQL, (when,))
     terms = db.execute("SELECT count(*) FROM chunk_packed").fetchone()[0]
-    log.info("packed the postings of %d terms", terms)
+    log.info("packed the postings of %d terms in %.1f s", terms, time.monotonic() - t0)
