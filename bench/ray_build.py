@@ -83,9 +83,9 @@ def main() -> None:
         ns.close()
         shutil.rmtree(folder, ignore_errors=True)
     local = runs[0]["seconds"]
-    print(f"{'build':<40} {'seconds':>8} {'x local':>8} {'chunks':>7} {'encode chunks/s':>16}")
+    print(f"{'build':<52} {'seconds':>8} {'x local':>8} {'chunks':>7} {'encode chunks/s':>16}")
     for r in runs:
-        print(f"{r['args'][:40]:<40} {r['seconds']:>8.1f} {r['seconds'] / local:>8.2f} {r['chunks']:>7} "
+        print(f"{r['args'][:52]:<52} {r['seconds']:>8.1f} {r['seconds'] / local:>8.2f} {r['chunks']:>7} "
               f"{r['encode_chunks_per_s']:>16.1f}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (2 Ray nodes of 1 CPU each, then 1 of 2)")
     if args.out:

@@ -113,27 +113,29 @@ class SideScores(NamedTuple):
     scores: np.ndarray   # float64
 
 
-def _array(blobs: Sequence, dtype: np.dtype) -> np.ndarray:
-    """One int64 array of the big-endian integers of ``blobs`` (``bytea`` values, None for none)."""
-    return np.frombuffer(b"".join(bytes(b) for b in blobs if b), dtype=dtype).astype(np.int64)
+def _array(blobs: Sequence, dtype: np.dtype, out: type = np.int64) -> np.ndarray:
+    """One array (of ``out``) of the big-endian integers of ``blobs`` (``bytea`` values, None for none)."""
+    return np.frombuffer(b"".join(bytes(b) for b in blobs if b), dtype=dtype).astype(out)
 
 
-def _sums(ids: np.ndarray, values: np.ndarray, docs: np.ndarray) -> SideScores:
-    """``values`` summed by id, in the order they come (ids ascending), with each id's document."""
+def _sums(ids: np.ndarray, values: np.ndarray, docs: np.ndarray | None) -> SideScores:
+    """``values`` (positive) summed by id, in the order they come (ids ascending), with each id's document
+    (``docs`` None: the ids are documents)."""
     if not len(ids):
-        return SideScores(ids, docs, np.zeros(0))
+        return SideScores(ids, ids, np.zeros(0))
     lo, hi = int(ids.min()), int(ids.max())
     if hi - lo < 4 * len(ids) + 65536:  # dense enough: one pass, no sort
         at = ids - lo
         sums = np.bincount(at, weights=values, minlength=hi - lo + 1)
-        present = np.zeros(hi - lo + 1, dtype=bool)
-        present[at] = True
+        keys = np.flatnonzero(sums > 0)  # every posting adds a positive term weight
+        if docs is None:
+            return SideScores(keys + lo, keys + lo, sums[keys])
         owner = np.zeros(hi - lo + 1, dtype=np.int64)
         owner[at] = docs
-        keys = np.flatnonzero(present)
         return SideScores(keys + lo, owner[keys], sums[keys])
     uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    return SideScores(uniq, docs[first], np.bincount(inverse, weights=values, minlength=len(uniq)))
+    return SideScores(uniq, uniq if docs is None else docs[first],
+                      np.bincount(inverse, weights=values, minlength=len(uniq)))
 
 
 def _best(scores: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
@@ -166,8 +168,8 @@ def side_scores(parts: Sequence[tuple], n_rows: float, avg_len: float, k1: float
     freq = np.array([p[3] if chunks else p[4] for p in parts], dtype=np.float64)
     mult = np.array([p[2] for p in parts], dtype=np.float64)
     w = np.repeat(mult * np.log(1 + (n_rows - freq + 0.5) / (freq + 0.5)), counts)
-    tf = _array([p[7] for p in parts], _I4).astype(np.float64)
-    length = _array([p[8] for p in parts], _I4).astype(np.float64)
+    tf = _array([p[7] for p in parts], _I4, np.float64)
+    length = _array([p[8] for p in parts], _I4, np.float64)
     keep = None
     if len(gone):
         keep = ~np.isin(ids, gone)
@@ -176,7 +178,7 @@ def side_scores(parts: Sequence[tuple], n_rows: float, avg_len: float, k1: float
     if keep is not None:
         ids, docs, w, tf, length = ids[keep], docs[keep], w[keep], tf[keep], length[keep]
     # the SQL's float8 operations, in its order: w * tf / (tf + k0 + kl * len)
-    return _sums(ids, w * tf / (tf + k1 * (1 - b) + (k1 * b / avg_len) * length), docs)
+    return _sums(ids, w * tf / (tf + k1 * (1 - b) + (k1 * b / avg_len) * length), docs if chunks else None)
 
 
 def packed_scores(rows: Sequence[tuple], n: int, doc_weight: float, k1: float, b: float,
@@ -205,9 +207,16 @@ def packed_scores(rows: Sequence[tuple], n: int, doc_weight: float, k1: float, b
     top = d.ids[_best(d.scores, d.ids, n)]
     extra = np.array(chunks_of([int(x) for x in top]) if len(top) else [], dtype=np.int64).reshape(-1, 2)
     extra = extra[_positions(c.ids, extra[:, 0]) < 0]  # the best documents' chunks that matched no term
-    rowids = np.concatenate([c.ids, extra[:, 0]])
-    docs = np.concatenate([c.docs, extra[:, 1]])
-    cs = np.concatenate([c.scores, np.zeros(len(extra))])
+    # a matched chunk scores at least its own share; those that cannot reach the n-th best share even with their
+    # document's full share are left out before their documents are looked up
+    near = np.arange(len(c.ids))
+    if len(c.ids) > n > 0 and mc > 0:
+        own = (1 - doc_weight) * c.scores / mc
+        floor = np.partition(own, len(own) - n)[len(own) - n]
+        near = np.flatnonzero(own + (doc_weight if md > 0 else 0.0) >= floor - 1e-9)
+    rowids = np.concatenate([c.ids[near], extra[:, 0]])
+    docs = np.concatenate([c.docs[near], extra[:, 1]])
+    cs = np.concatenate([c.scores[near], np.zeros(len(extra))])
     at = _positions(d.ids, docs)
     ds = np.zeros(len(docs))
     ds[at >= 0] = d.scores[at[at >= 0]]

@@ -9,8 +9,9 @@ this backend's writes is here; its searches are in :mod:`rag.retrieval.pg_search
 - **Lexical side**: the project's own BM25 terms (:func:`rag.text.analysis.index_terms`, given
   by the indexer) numbered once in ``terms`` with their chunk and document frequencies, postings
   per chunk and per document with their counts and lengths, and the totals (``lexical_stats``).
-  BM25 is computed in the query from them (:mod:`rag.retrieval.pg_search`), so a document's change
-  touches its own rows and a few counters, never the whole collection.
+  BM25 is computed at query time from them (:mod:`rag.retrieval.pg_lexical`), so a document's change
+  touches its own rows and a few counters, never the whole collection; the postings are also kept
+  packed per term (:mod:`rag.store.pg_packed`), packed again by a build once enough has changed.
 - **One document per transaction** (:meth:`PgStore.apply`): the old version's postings, chunks
   and counters go and the new version's come in one commit; a reader's statement sees the
   document and the statistics of one snapshot, before or after it, never half of it. A killed
