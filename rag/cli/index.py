@@ -149,8 +149,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         prompts = status.get("prompts") or {}
         status["prompts"] = ", ".join(f"{k} {v!r}" for k, v in prompts.items() if v) or "none"
         for key in ("index", "documents", "chunks", "model", "prompts", "encoder", "dimensions", "vector_search",
-                    "updated", "languages"):
-            print(f"{key + ':':14} {status[key]}")
+                    "lexical_search", "updated", "languages"):
+            if key in status:  # lexical_search: a database's
+                print(f"{key + ':':14} {status[key]}")
     return EXIT_OK
 
 

@@ -123,6 +123,19 @@ def pack_due(db) -> bool:
     return changed >= max(PACK_MIN_CHUNKS, PACK_SHARE * int(total))
 
 
+def describe(query) -> str:
+    """How the database's BM25 reads its postings, for ``rag index status`` (``query`` runs one statement)."""
+    if not query("SELECT to_regclass('packed_state') IS NOT NULL")[0][0]:
+        return "BM25 over the row postings (an index made before packed postings: its next build packs them)"
+    valid, when, terms, added, removed = query(
+        "SELECT valid, packed, (SELECT count(*) FROM chunk_packed), (SELECT count(*) FROM chunks c "
+        "WHERE c.rowid > s.chunk_mark), (SELECT count(*) FROM dead_chunks) FROM packed_state s")[0]
+    if not valid:
+        return "BM25 over the row postings (not packed yet: the next build packs them)"
+    return (f"BM25 over packed postings ({terms} term arrays, packed {when}; {added} chunks added and {removed} "
+            f"removed since, read from the rows)")
+
+
 def packed_problems(query) -> list[str]:
     """What is wrong with the packed postings (``query`` runs one statement): arrays not of their length,
     rows recorded removed that are still there, marks above the rows numbered. Empty when sound."""

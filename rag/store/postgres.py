@@ -60,6 +60,7 @@ from .layout import Manifest, now_iso
 from .pg_packed import (
     PACKED_SCHEMA,
     PACKED_TABLES,
+    describe,
     has_packed_tables,
     pack,
     pack_due,
@@ -393,7 +394,8 @@ class PgStore:
                 "chunk_overlap": manifest.chunk_overlap, "languages": {k: int(v) for k, v in langs.items()},
                 "encoder": manifest.encoder, "encoder_recipe": manifest.encoder_recipe,
                 "vector_search": f"PostgreSQL pgvector HNSW ({VECTOR_TYPE}, m={HNSW_M}, "
-                                 f"ef_construction={HNSW_EF_CONSTRUCTION}); exact up to exact_search_limit chunks"}
+                                 f"ef_construction={HNSW_EF_CONSTRUCTION}); exact up to exact_search_limit chunks",
+                "lexical_search": describe(self.query) if self._chunks_ready() else ""}
 
     def lang_codes(self) -> dict[str, int]:
         """The languages of the postings, by name."""

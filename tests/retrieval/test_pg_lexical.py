@@ -18,6 +18,7 @@ from rag.retrieval.retriever import Retriever
 from rag.store import pg_packed
 from rag.store.factory import open_store
 from rag.text.normalize import detect_language
+from tests.store.test_backends import rag
 from tests.system.test_crash import synthetic_corpus
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
@@ -76,6 +77,7 @@ def test_packed_bm25_scores_every_question_as_the_sql_over_the_rows_through_chan
     build(url, corpus, embedder)
     now = state(url)
     assert now["valid"] and now["added"] > 0 and now["removed_chunks"] >= 3 and now["removed_docs"] == 3
+    assert f"{now['added']} chunks added and {now['removed_chunks']} removed since" in store.status()["lexical_search"]
     assert assert_same_as_sql(url, embedder) > len(QUESTIONS) // 2
     (ids, _), _ = searches(url, embedder, "grève des contrôleurs aériens")
     assert store.chunk_rows(ids[:1])[int(ids[0])]["text"].count("contrôleurs")  # the new version, from the rows
@@ -128,6 +130,8 @@ def test_an_index_without_packed_postings_is_searched_over_its_rows(pg_database,
         conn.execute("DROP TABLE " + ", ".join(pg_packed.PACKED_TABLES))
     got = Retriever(Config(index_dir=url), embedder=embedder).search(question, 5, mode="bm25")
     assert [h.chunk_id for h in got] == want
+    status = rag("index", "status", "--index", url)
+    assert "lexical_search: BM25 over the row postings (an index made before packed postings" in status.stdout
     (corpus / "pont.txt").write_text(ARTICLE_FR_2, encoding="utf-8")
     build(url, corpus, embedder)
     assert state(url)["valid"] and open_store(url).verify() == []
