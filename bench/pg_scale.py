@@ -189,7 +189,8 @@ def main() -> None:
     rows = {q: search.lexical_search(q, n, None, lang_of[q], config.doc_weight, packed=False) for q in check}
     out["lexical_rows_sql_ms"] = percentiles_ms(latencies(
         lambda q: search.lexical_search(q, n, None, lang_of[q], config.doc_weight, packed=False), check, warmup=0))
-    same = [np.array_equal(rows[q][0], lexical(q)[0]) and np.allclose(rows[q][1], lexical(q)[1], atol=1e-6)
+    packed = {q: lexical(q) for q in check}
+    same = [np.array_equal(rows[q][0], packed[q][0]) and np.allclose(rows[q][1], packed[q][1], atol=1e-6)
             for q in check]
     out["lexical_packed_equals_rows"] = f"{sum(same)} of {len(check)} questions (top {n}: chunks, order, scores)"
     out["query_terms_median"] = float(np.median([len(query_terms(q, "fr", lang_of[q])) for q in sample]))

@@ -138,11 +138,16 @@ def _sums(ids: np.ndarray, values: np.ndarray, docs: np.ndarray | None) -> SideS
                       np.bincount(inverse, weights=values, minlength=len(uniq)))
 
 
+def _nth_best(scores: np.ndarray, n: int) -> float:
+    """The ``n``-th highest of ``scores`` (``len(scores) > n > 0``)."""
+    return float(np.partition(scores, len(scores) - n)[len(scores) - n])
+
+
 def _best(scores: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     """Indices of the ``n`` best ``scores``, best first, ties by the lower id (only those near the top sorted)."""
     near = np.arange(len(scores))
     if len(scores) > n > 0:
-        near = np.flatnonzero(scores >= np.partition(scores, len(scores) - n)[len(scores) - n])
+        near = np.flatnonzero(scores >= _nth_best(scores, n))
     return near[np.lexsort((ids[near], -scores[near]))][:n]
 
 
@@ -212,8 +217,7 @@ def packed_scores(rows: Sequence[tuple], n: int, doc_weight: float, k1: float, b
     near = np.arange(len(c.ids))
     if len(c.ids) > n > 0 and mc > 0:
         own = (1 - doc_weight) * c.scores / mc
-        floor = np.partition(own, len(own) - n)[len(own) - n]
-        near = np.flatnonzero(own + (doc_weight if md > 0 else 0.0) >= floor - 1e-9)
+        near = np.flatnonzero(own + (doc_weight if md > 0 else 0.0) >= _nth_best(own, n) - 1e-9)
     rowids = np.concatenate([c.ids[near], extra[:, 0]])
     docs = np.concatenate([c.docs[near], extra[:, 1]])
     cs = np.concatenate([c.scores[near], np.zeros(len(extra))])

@@ -123,9 +123,10 @@ def pack_due(db) -> bool:
     return changed >= max(PACK_MIN_CHUNKS, PACK_SHARE * int(total))
 
 
-def describe(query) -> str:
-    """How the database's BM25 reads its postings, for ``rag index status`` (``query`` runs one statement)."""
-    if not query("SELECT to_regclass('packed_state') IS NOT NULL")[0][0]:
+def describe(query, has_tables: bool) -> str:
+    """How the database's BM25 reads its postings, for ``rag index status`` (``query`` runs one statement;
+    ``has_tables``: :func:`has_packed_tables`)."""
+    if not has_tables:
         return "BM25 over the row postings (an index made before packed postings: its next build packs them)"
     valid, when, terms, added, removed = query(
         "SELECT valid, packed, (SELECT count(*) FROM chunk_packed), (SELECT count(*) FROM chunks c "

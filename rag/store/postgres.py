@@ -395,7 +395,7 @@ class PgStore:
                 "encoder": manifest.encoder, "encoder_recipe": manifest.encoder_recipe,
                 "vector_search": f"PostgreSQL pgvector HNSW ({VECTOR_TYPE}, m={HNSW_M}, "
                                  f"ef_construction={HNSW_EF_CONSTRUCTION}); exact up to exact_search_limit chunks",
-                "lexical_search": describe(self.query) if self._chunks_ready() else ""}
+                "lexical_search": describe(self.query, self._packed) if self._chunks_ready() else ""}
 
     def lang_codes(self) -> dict[str, int]:
         """The languages of the postings, by name."""
