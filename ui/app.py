@@ -409,7 +409,8 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
         answer_io = dict(fn=panel.respond, inputs=[pending, turns, k, mode, restrict, since, until, lang,
                                                    conv["conv_id"]],
                          outputs=[chat, sources, turns, pending, busy, *conv["saved"]], concurrency_id="chat",
-                         concurrency_limit=cfg.answer_concurrency, show_progress="minimal")
+                         concurrency_limit=cfg.answer_concurrency, show_progress="minimal",
+                         trigger_mode="always_last")  # a question asked while the last answer is saved waits
         answering = []
         for trigger in (box.submit, send.click):
             answering.append(trigger(app.start_turn, [box, turns, busy], [box, chat, pending, busy], queue=False)

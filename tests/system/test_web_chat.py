@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -301,6 +302,39 @@ def test_markers_of_an_earlier_answer_bring_up_that_answer_sources(open_chat):
     assert page.locator("#rag-sources section[data-turn='1']").is_visible()
     assert not page.locator("#rag-sources section[data-turn='2']").is_visible()
     assert page.locator(f"#{target} .rag-excerpt").is_visible()
+
+
+@browser_test
+def test_a_question_asked_while_the_previous_answer_is_still_being_saved_is_answered(open_chat, server):
+    """The answer shows before it is saved; a question asked in between waits for the saving, then is answered."""
+    page = open_chat("fr-FR")
+    box = page.locator("#rag-question textarea")
+    chats = sqlite3.connect(server[1] / "chats" / "chats.sqlite", timeout=30, isolation_level=None)
+    made = chats.execute("SELECT count(*) FROM sqlite_master WHERE name = 'turns'").fetchone()[0]
+    last_id = chats.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0] if made else 0
+    try:
+        chats.execute("BEGIN EXCLUSIVE")  # another writer holds the file: the first answer's saving waits
+        box.fill(SEED_QUESTION)
+        box.press("Enter")
+        page.wait_for_selector('#rag-sources-body[data-answers="1"][data-complete]', timeout=60_000)
+        box.fill("Où ont eu lieu les discussions ?")
+        box.press("Enter")
+        page.wait_for_function("() => document.querySelectorAll('#rag-chat [data-testid=user]').length === 2")
+        time.sleep(1)
+    finally:
+        chats.execute("ROLLBACK")
+        chats.close()
+    page.wait_for_selector('#rag-sources-body[data-answers="2"][data-complete]', timeout=60_000)
+    assert page.locator("#rag-chat [data-testid=bot]").count() == 2
+    assert page.locator("#rag-question textarea").input_value() == ""
+    saved, deadline = [], time.monotonic() + 30  # both answers saved, in order, in one conversation
+    while len(saved) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with sqlite3.connect(server[1] / "chats" / "chats.sqlite") as db:
+            saved = db.execute("SELECT question FROM turns WHERE id > ? AND conversation_id ="
+                               " (SELECT conversation_id FROM turns WHERE id > ?) ORDER BY number",
+                               (last_id, last_id)).fetchall()
+    assert [q for q, in saved] == [SEED_QUESTION, "Où ont eu lieu les discussions ?"]
 
 
 @browser_test
