@@ -426,12 +426,13 @@ def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore
                 panel.detach, [lang], conv["shown"], queue=False).then(**conv["exports"])
 
         index_out = [notes, header, doc_table, restrict, remove_pick]
-        files.upload(app.upload, [files, lang, restrict, *view], [*index_out, files, seen_gen],
-                     concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
+        # each upload, address list or removal is its own job, also while an earlier one runs (never dropped)
+        updating = dict(concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden",
+                        trigger_mode="multiple")
+        files.upload(app.upload, [files, lang, restrict, *view], [*index_out, files, seen_gen], **updating)
         addr_btn.click(app.add_addresses, [addr_box, lang, restrict, *view], [*index_out, addr_box, seen_gen],
-                       concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
-        remove_btn.click(app.remove, [remove_pick, lang, restrict, *view], [*index_out, files, seen_gen],
-                         concurrency_id="index", concurrency_limit=INDEX_EVENTS, show_progress="hidden")
+                       **updating)
+        remove_btn.click(app.remove, [remove_pick, lang, restrict, *view], [*index_out, files, seen_gen], **updating)
         gr.Timer(REFRESH_S).tick(app.refresh, [seen_gen, lang, restrict, *view],
                                  [header, doc_table, restrict, remove_pick, seen_gen],
                                  concurrency_id="tick", concurrency_limit=None, show_progress="hidden")

@@ -36,6 +36,11 @@ Elle a coûté 14 millions d'euros et propose 80 000 ouvrages. Maëlle Tanguy di
 depuis 2021 et veut en faire « la maison de tous les habitants ». Le bâtiment a été dessiné par
 l'architecte nantais Hervé Quéméner.
 """
+CONCARNEAU = """# Les Filets bleus fêtent leurs 120 ans à Concarneau
+
+Le festival des Filets bleus de Concarneau fête ses 120 ans cette semaine. Nolwenn Le Bihan préside le festival
+des Filets bleus depuis 2019. Quarante cercles celtiques défileront dans la Ville close dimanche.
+"""
 HOSTILE_TXT = """<img src=x onerror="window.__pwned=1">Le phare de Kerzéon
 
 <script>window.__pwned=2</script>Le phare de Kerzéon, construit en 1887, mesure 47 mètres de haut.
@@ -141,8 +146,13 @@ def open_documents(page) -> None:
     page.wait_for_selector("#rag-upload input[type=file]", state="attached")
 
 
+SEARCH_OF = {"#rag-remove-pick": "#rag-doc-search", "#rag-restrict": "#rag-restrict-search"}
+
+
 def pick(page, dropdown: str, text: str) -> None:
-    """Choose the option holding ``text`` in a Gradio dropdown, with the keyboard."""
+    """Choose the option holding ``text`` in a Gradio dropdown, with the keyboard, after searching for it
+    in the picker's search box (a picker offers only some documents of a large index)."""
+    page.locator(f"{SEARCH_OF[dropdown]} input").fill(text)
     field = page.locator(f"{dropdown} input")
     field.click()
     field.fill(text)
@@ -249,6 +259,25 @@ def test_the_chat_keeps_answering_while_an_upload_is_indexed(open_chat, tmp_path
     page.wait_for_function("() => document.querySelector('#rag-upload-status').innerText.includes('Ajouté')",
                            timeout=180_000)
     assert "Ajouté : bulk.jsonl (" in page.locator("#rag-upload-status").inner_text()  # one name per file
+
+
+@browser_test
+def test_a_file_uploaded_while_another_is_indexed_is_indexed_too(open_chat, tmp_path):
+    page = open_chat("fr-FR")
+    council = tmp_path / "conseil.md"  # long enough to be still indexing when the second file comes
+    council.write_text("# Le conseil municipal de Landerneau\n\n" + "\n\n".join(
+        f"Le conseil municipal de Landerneau a voté la dépense {j} pour la piscine et la bibliothèque." * 8
+        for j in range(300)), encoding="utf-8")
+    article = tmp_path / "concarneau.md"
+    article.write_text(CONCARNEAU, encoding="utf-8")
+    open_documents(page)
+    page.locator("#rag-upload input[type=file]").set_input_files(str(council))
+    page.wait_for_selector("#rag-upload-status .rag-busy", timeout=30_000)
+    page.locator("#rag-upload input[type=file]").set_input_files(str(article))
+    page.wait_for_function("() => ['Landerneau', 'Concarneau'].every("
+                           "t => document.querySelector('#rag-doc-list').innerText.includes(t))",
+                           timeout=180_000)  # the second upload is indexed too, not dropped
+    assert "Le Bihan" in ask(page, "Qui préside le festival des Filets bleus ?")
 
 
 @browser_test
