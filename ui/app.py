@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import logging
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -30,11 +29,12 @@ from .api import create_app
 from .auth import Logins
 from .conversations import ConversationPanel, feedback_options, render_feedback, render_panel, wire
 from .doclist import DocumentList, document_panel, relabel_panel, restrict_search_box, wire_document_panel
-from .i18n import EXAMPLES, LANGS, pick_lang, t, tn
-from .jobs import IndexJobs, Job, JobState
+from .i18n import EXAMPLES, LANGS, pick_lang, t
+from .jobs import IndexJobs
+from .notes import NoteBoard, Update
 from .render import Turn, answer_markdown, escape_markdown, message_list, question_markdown, sources_html, status_html
 from .security import Guards
-from .uploads import ACCEPTED, MB, UploadRefused, discard_received, save_upload, upload_dir
+from .uploads import ACCEPTED, MB, ReceivedCopies, UploadRefused, discard_received, save_upload, upload_dir
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).parent
@@ -65,6 +65,8 @@ class ChatApp:
         self.docs = DocumentList(self.store)
         self.llm = config.llm_configured
         self.received = gr.utils.get_upload_folder()  # where Gradio keeps what browsers send
+        self.board = NoteBoard()  # each page's upload notes
+        self.copies = ReceivedCopies()  # Gradio's copies already kept
 
     def warm_up(self) -> None:
         """Load the query model and search once, so the first user does not wait for it."""
@@ -204,7 +206,8 @@ class ChatApp:
         return [], sources_html([], lang), [], "", False
 
     # -- index updates ----------------------------------------------------------------------
-    def upload(self, files: list[str] | None, lang: str, restrict: list[str] | None, *view) -> Iterator[tuple]:
+    def upload(self, request: gr.Request, files: list[str] | None, lang: str, restrict: list[str] | None,
+               *view) -> Iterator[tuple]:
         """Save uploaded files, index them in the background and show the progress.
 
         Gradio's own copy of each file is deleted once it is saved (or refused): the upload
@@ -215,6 +218,8 @@ class ChatApp:
         notes: list[str] = []
         saved: list[Path] = []
         for f in files:
+            if self.copies.taken(f):  # still listed by the file box while its own update runs
+                continue
             try:
                 kept = save_upload(f, Path(f).name, self.folder, self.config.upload_max_mb)
             except UploadRefused as r:
@@ -222,49 +227,53 @@ class ChatApp:
                 continue
             finally:
                 discard_received(f, self.received)
+                self.copies.mark(f)
             if not kept.created:
                 notes.append(t(lang, "upload_same", name=kept.name, stored=kept.path.name))
             elif kept.path.name != kept.name:
                 notes.append(t(lang, "upload_renamed", name=kept.name, stored=kept.path.name))
             saved.append(kept.path)
-        if saved:
-            job = self.jobs.add(list(dict.fromkeys(saved)))
-            yield from self._follow(job, notes, lang)
-            notes += _outcome(job, lang)
-        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict, *view), None,
+        page = _page(request)
+        update = self.board.start(page, notes, self.jobs.add(list(dict.fromkeys(saved))) if saved else None)
+        yield from self._follow(update, page, lang)
+        yield (self.board.html(page, lang), self.header(lang), *self.document_views(lang, restrict, *view), None,
                self.generation())
 
-    def add_addresses(self, text: str | None, lang: str, restrict: list[str] | None, *view) -> Iterator[tuple]:
+    def add_addresses(self, request: gr.Request, text: str | None, lang: str, restrict: list[str] | None,
+                      *view) -> Iterator[tuple]:
         """Fetch and index the web addresses typed in the upload panel (one a line), showing the progress."""
         lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.strip().startswith("#")]
         bad = [ln for ln in lines if not is_address(ln)]
         urls = list(dict.fromkeys(ln for ln in lines if is_address(ln)))
         notes = [t(lang, "address_bad", value=ln[:200]) for ln in bad]
+        page = _page(request)
         if not urls:
-            notes = notes or [t(lang, "addresses_none")]
-            yield (_notes_html(notes), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            self.board.start(page, notes or [t(lang, "addresses_none")])
+            yield (self.board.html(page, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
             return
-        job = self.jobs.add_addresses(urls)
-        yield from self._follow(job, notes, lang)
-        notes += _outcome(job, lang)
-        yield (_notes_html(notes), self.header(lang), *self.document_views(lang, restrict, *view),
+        update = self.board.start(page, notes, self.jobs.add_addresses(urls))
+        yield from self._follow(update, page, lang)
+        yield (self.board.html(page, lang), self.header(lang), *self.document_views(lang, restrict, *view),
                "\n".join(bad), self.generation())
 
-    def remove(self, doc_id: str | None, lang: str, restrict: list[str] | None, *view) -> Iterator[tuple]:
+    def remove(self, request: gr.Request, doc_id: str | None, lang: str, restrict: list[str] | None,
+               *view) -> Iterator[tuple]:
         """Remove the chosen document from the index (and its uploaded file)."""
+        page = _page(request)
         if not doc_id:
-            yield (_notes_html([t(lang, "remove_none")]), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                   gr.skip())
+            self.board.start(page, [t(lang, "remove_none")])
+            yield (self.board.html(page, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
             return
-        job = self.jobs.remove([doc_id], [self.docs.label(doc_id) or doc_id])
-        yield from self._follow(job, [], lang)
-        yield (_notes_html(_outcome(job, lang)), self.header(lang),
+        update = self.board.start(page, [], self.jobs.remove([doc_id], [self.docs.label(doc_id) or doc_id]))
+        yield from self._follow(update, page, lang)
+        yield (self.board.html(page, lang), self.header(lang),
                *self.document_views(lang, restrict, *view), gr.skip(), self.generation())
 
-    def _follow(self, job: Job, notes: list[str], lang: str) -> Iterator[tuple]:
+    def _follow(self, update: Update, page: str, lang: str) -> Iterator[tuple]:
+        """The page's notes, every :data:`POLL_S` seconds while the update's job runs."""
         skip = (gr.skip(),) * 6
-        while not job.finished.wait(POLL_S):
-            yield (_notes_html(notes + [_progress(job, lang)], busy=True), *skip)
+        while update.job is not None and not update.job.finished.wait(POLL_S):
+            yield (self.board.html(page, lang), *skip)
 
     def refresh(self, seen: int, lang: str, restrict: list[str] | None, *view) -> tuple:
         """Timer tick: bring the status and document lists up to date if the index changed."""
@@ -278,49 +287,9 @@ def _placeholder(lang: str) -> str:
     return f"### {t(lang, 'welcome')}\n\n{t(lang, 'examples')}"
 
 
-def _progress(job: Job, lang: str) -> str:
-    names = ", ".join(job.names)
-    if job.state is JobState.QUEUED:
-        return t(lang, "upload_queued", name=names)
-    if job.state is JobState.ENCODING and job.total:
-        return t(lang, "upload_encoding", names=names, done=job.done, total=job.total)
-    return t(lang, "upload_loading", names=names)
-
-
-def _outcome(job: Job, lang: str) -> list[str]:
-    dropped = [t(lang, "upload_not_kept", name=name, reason=why) for name, why in job.dropped.items()]
-    if job.state is JobState.FAILED:
-        return [t(lang, "upload_failed", error=job.error), *dropped]
-    r = job.report
-    if r is None:
-        return dropped
-    out = []
-    if job.kind == "remove":
-        return [t(lang, "remove_done", names=", ".join(job.names))]
-    if r.added or r.updated:
-        out.append(t(lang, "upload_done", names=_files(r.added + r.updated),
-                     chunks=tn(lang, "n_chunks", r.chunks_new)))
-    if r.unchanged:
-        out.append(t(lang, "upload_unchanged", names=_files(r.unchanged)))
-    for s in r.skipped:  # records of a file partly kept; a file not kept at all is in ``dropped``
-        if is_address(s.path) or Path(s.path.split(":", 1)[0]).name not in job.dropped:
-            out.append(t(lang, "upload_skipped", name=_files([s.path]), reason=s.reason))
-    return out + dropped
-
-
-_RECORD = re.compile(r"#\d+(?:-\d+)?$")  # "#12" of a JSONL line, "#3-1" of a SQuAD paragraph
-
-
-def _files(sources: Sequence[str]) -> str:
-    """File names of document sources (addresses whole), once each (a JSONL file's records share one)."""
-    return ", ".join(dict.fromkeys(s if is_address(s) else Path(_RECORD.sub("", s)).name for s in sources))
-
-
-def _notes_html(notes: Sequence[str], busy: bool = False) -> str:
-    if not notes:
-        return ""
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return f'<ul class="rag-notes{" rag-busy" if busy else ""}" aria-live="polite">{items}</ul>'
+def _page(request: gr.Request | None) -> str:
+    """The page (browser tab) an event comes from, whose notes it shows."""
+    return (getattr(request, "session_hash", None) or "") if request is not None else ""
 
 
 def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore | None = None):

@@ -13,7 +13,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -215,3 +217,36 @@ def discard_received(path: str | os.PathLike, cache: str | os.PathLike) -> bool:
         return True
     except OSError:
         return False
+
+
+class ReceivedCopies:
+    """The web server's copies of uploads already kept (then deleted by :func:`discard_received`).
+
+    The page's file box lists a file until its update is over, so a file dropped into it meanwhile
+    comes with the earlier ones again; those, already kept, are passed over rather than refused as
+    gone. A copy that exists again is a new upload of the same file.
+
+    Parameters
+    ----------
+    keep : int
+        How many copies are remembered (the oldest are forgotten first).
+    """
+
+    def __init__(self, keep: int = 1024):
+        self.keep = keep
+        self._paths: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def mark(self, path: str | os.PathLike) -> None:
+        """Remember that the copy at ``path`` was kept (or refused)."""
+        with self._lock:
+            self._paths[str(path)] = None
+            self._paths.move_to_end(str(path))
+            while len(self._paths) > self.keep:
+                self._paths.popitem(last=False)
+
+    def taken(self, path: str | os.PathLike) -> bool:
+        """True when the copy at ``path`` was kept before and is gone (a repeat, not a new upload)."""
+        with self._lock:
+            known = str(path) in self._paths
+        return known and not os.path.exists(path)

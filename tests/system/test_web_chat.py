@@ -172,6 +172,11 @@ def upload_quimper(page, folder: Path) -> None:
 def upload(page, *paths: Path, expect: str = "Ajouté", timeout: float = 120_000) -> str:
     """Upload files through the Documents panel and wait for the outcome note."""
     page.locator("#rag-upload input[type=file]").set_input_files([str(p) for p in paths])
+    return notes_when_done(page, expect, timeout)
+
+
+def notes_when_done(page, expect: str, timeout: float = 120_000) -> str:
+    """The upload notes, once no update runs and they hold ``expect``."""
     page.wait_for_function(
         "t => { const n = document.querySelector('#rag-upload-status .rag-notes');"
         " return n && !n.classList.contains('rag-busy') && n.innerText.includes(t); }", arg=expect, timeout=timeout)
@@ -277,6 +282,9 @@ def test_a_file_uploaded_while_another_is_indexed_is_indexed_too(open_chat, tmp_
     page.wait_for_function("() => ['Landerneau', 'Concarneau'].every("
                            "t => document.querySelector('#rag-doc-list').innerText.includes(t))",
                            timeout=180_000)  # the second upload is indexed too, not dropped
+    notes = notes_when_done(page, "Ajouté : concarneau.md")  # once both are over, both outcomes show
+    assert "Ajouté : conseil.md (" in notes and notes.index("conseil.md") < notes.index("concarneau.md")
+    assert "Refusé" not in notes  # the first file, still listed by the box, is not sent again as gone
     assert "Le Bihan" in ask(page, "Qui préside le festival des Filets bleus ?")
 
 
@@ -469,10 +477,3 @@ def test_the_ask_api_answers_with_the_answer_json_and_needs_the_login(server):
     assert 1 <= len(ans["citations"]) <= 3 and {"excerpt", "start", "end", "source"} <= ans["citations"][0].keys()
     with pytest.raises(Exception):
         Client(url, auth=(USER, "wrong"), verbose=False)
-
-
-def test_upload_notes_name_files_and_not_records():
-    from ui.app import _files
-
-    sources = ["/up/notes#1.txt", "/up/set.jsonl#12", "/up/set.jsonl#13", "/up/piaf.json#3-1"]
-    assert _files(sources) == "notes#1.txt, set.jsonl, piaf.json"

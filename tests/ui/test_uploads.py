@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.config import Config
-from ui.uploads import UploadRefused, discard_received, safe_name, save_upload, upload_dir
+from ui.uploads import ReceivedCopies, UploadRefused, discard_received, safe_name, save_upload, upload_dir
 
 
 @pytest.mark.parametrize("name, safe", [
@@ -119,3 +119,18 @@ def test_wrong_type_empty_or_too_large_files_are_refused_with_their_name(tmp_pat
 def test_uploads_go_beside_the_index_unless_configured(tmp_path):
     assert upload_dir(Config(index_dir=str(tmp_path / "idx"))) == tmp_path / "uploads"
     assert upload_dir(Config(index_dir="idx", upload_dir=str(tmp_path / "u"))) == tmp_path / "u"
+
+
+def test_a_copy_already_kept_is_passed_over_but_the_same_file_sent_again_is_new(tmp_path):
+    copies = ReceivedCopies(keep=2)
+    copy = tmp_path / "cache" / "abc" / "notes.txt"
+    copy.parent.mkdir(parents=True)
+    copy.write_text("Le conseil a voté.", encoding="utf-8")
+    assert not copies.taken(copy)
+    copies.mark(copy)
+    assert not copies.taken(copy)  # still there: not yet deleted, or sent again
+    copy.unlink()
+    assert copies.taken(copy)  # kept, deleted, listed again by the file box
+    copies.mark(tmp_path / "a")
+    copies.mark(tmp_path / "b")
+    assert not copies.taken(copy)  # forgotten past ``keep``: refused as gone, as any missing copy
