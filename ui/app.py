@@ -234,8 +234,9 @@ class ChatApp:
                 notes.append(t(lang, "upload_renamed", name=kept.name, stored=kept.path.name))
             saved.append(kept.path)
         page = _page(request)
-        update = self.board.start(page, notes, self.jobs.add(list(dict.fromkeys(saved))) if saved else None)
-        yield from self._follow(update, page, lang)
+        if notes or saved:  # nothing new (only files the box still lists): the notes stay as they are
+            update = self.board.start(page, notes, self.jobs.add(list(dict.fromkeys(saved))) if saved else None)
+            yield from self._follow(update, page, lang)
         yield (self.board.html(page, lang), self.header(lang), *self.document_views(lang, restrict, *view), None,
                self.generation())
 
