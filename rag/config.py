@@ -58,8 +58,9 @@ class Config:
         Encoding batch size.
     encoder : str
         How the model runs: ``onnx-int8`` (the model exported once to ONNX with dynamic int8
-        quantisation, run by onnxruntime; about twice as fast on a CPU) or ``torch`` (the model
-        as published). An index keeps the encoder it was built with.
+        quantisation, run by onnxruntime; about three times as fast on a CPU with VNNI, measured
+        by ``python -m bench.run``) or ``torch`` (the model as published). An index keeps the
+        encoder it was built with.
     cache_dir : str
         rag's cache folder (empty: ``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``): the exported
         encoders, and the indexes ``rag eval`` builds for ``--docs``.
