@@ -36,8 +36,8 @@ class Update:
 
     @property
     def running(self) -> bool:
-        """True while its job waits or runs."""
-        return self.job is not None and not self.job.over
+        """True until its job has finished (its outcome, uploads not kept included, is then complete)."""
+        return self.job is not None and not self.job.finished.is_set()
 
     def lines(self, lang: str) -> list[str]:
         """Its notes, then its job's progress or outcome."""
