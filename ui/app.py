@@ -250,7 +250,7 @@ class ChatApp:
         page = _page(request)
         if not urls:
             self.board.start(page, notes or [t(lang, "addresses_none")])
-            yield (self.board.html(page, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            yield self._notes_only(page, lang)
             return
         update = self.board.start(page, notes, self.jobs.add_addresses(urls))
         yield from self._follow(update, page, lang)
@@ -263,7 +263,7 @@ class ChatApp:
         page = _page(request)
         if not doc_id:
             self.board.start(page, [t(lang, "remove_none")])
-            yield (self.board.html(page, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            yield self._notes_only(page, lang)
             return
         update = self.board.start(page, [], self.jobs.remove([doc_id], [self.docs.label(doc_id) or doc_id]))
         yield from self._follow(update, page, lang)
@@ -272,9 +272,12 @@ class ChatApp:
 
     def _follow(self, update: Update, page: str, lang: str) -> Iterator[tuple]:
         """The page's notes, every :data:`POLL_S` seconds while the update's job runs."""
-        skip = (gr.skip(),) * 6
         while update.job is not None and not update.job.finished.wait(POLL_S):
-            yield (self.board.html(page, lang), *skip)
+            yield self._notes_only(page, lang)
+
+    def _notes_only(self, page: str, lang: str) -> tuple:
+        """An update of an index event's outputs that changes the page's notes and nothing else."""
+        return (self.board.html(page, lang), *(gr.skip(),) * 6)
 
     def refresh(self, seen: int, lang: str, restrict: list[str] | None, *view) -> tuple:
         """Timer tick: bring the status and document lists up to date if the index changed."""
@@ -290,7 +293,7 @@ def _placeholder(lang: str) -> str:
 
 def _page(request: gr.Request | None) -> str:
     """The page (browser tab) an event comes from, whose notes it shows."""
-    return (getattr(request, "session_hash", None) or "") if request is not None else ""
+    return getattr(request, "session_hash", None) or ""
 
 
 def build_app(rag: RAG | ChatApp, config: Config | None = None, chats: ChatStore | None = None):
